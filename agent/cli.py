@@ -1,0 +1,120 @@
+"""The ``cascade`` command line.
+
+``cascade run`` starts the agent; ``cascade doctor`` says what this machine gives it.
+Each command is a thin client of :mod:`agent.core`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from agent import __version__
+from agent.core.agent import Agent
+from agent.core.settings import load_settings
+from agent.errors import CascadeError
+from agent.logs import setup_logging
+from agent.paths import config_dir, log_dir
+from agent.platform.watchdog import WATCHDOG_FLAG
+
+log = logging.getLogger("agent.cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cascade",
+        description="Cascade: one stream from OBS, relayed to every platform at once.",
+    )
+    parser.add_argument("--version", action="version", version=f"cascade {__version__}")
+    parser.add_argument(
+        "--config-dir",
+        metavar="DIR",
+        help="where profiles and settings live (default: the OS config directory; "
+        "also $CASCADE_CONFIG_DIR)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="start the agent and keep it running")
+    run.add_argument("--headless", action="store_true", help="run without the tray icon")
+    run.add_argument("--port", type=int, help="local API port")
+
+    doctor = sub.add_parser("doctor", help="check FFmpeg, encoders, keyring and the API port")
+    doctor.add_argument("--port", type=int, help="API port to check")
+    doctor.add_argument(
+        "--refresh", action="store_true", help="probe FFmpeg again instead of using the cache"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cascade`` console script."""
+    raw = list(sys.argv[1:] if argv is None else argv)
+    if raw[:1] == [WATCHDOG_FLAG]:
+        # A frozen build starts its containment watchdog as "cascade --cascade-watchdog".
+        from agent.platform.watchdog import main as watchdog_main
+
+        return watchdog_main()
+    args = build_parser().parse_args(raw)
+    cfg = config_dir(args.config_dir)
+    try:
+        if args.command == "run":
+            return _run(args, cfg)
+        if args.command == "doctor":
+            return _doctor(args, cfg)
+    except CascadeError as exc:
+        print(f"cascade: {exc}", file=sys.stderr)
+        return 1
+    build_parser().print_help()
+    return 2
+
+
+def _doctor(args: argparse.Namespace, cfg: Path) -> int:
+    from agent.doctor import diagnose
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
+    settings = load_settings(cfg)
+    report = diagnose(
+        cfg,
+        ffmpeg_setting=settings.ffmpeg,
+        port=args.port or settings.api_port,
+        refresh=args.refresh,
+    )
+    print("\n".join(report.lines))
+    if report.problems:
+        print(f"\n{len(report.problems)} problem(s) found.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run(args: argparse.Namespace, cfg: Path) -> int:
+    setup_logging(log_dir(args.config_dir), verbose=args.verbose)
+    settings = load_settings(cfg)
+    if args.port is not None:
+        settings.api_port = args.port
+    agent = Agent(cfg, settings=settings)
+    asyncio.run(_serve(agent))
+    return 0
+
+
+async def _serve(agent: Agent) -> None:
+    """Run the agent until SIGINT or SIGTERM, then stop every child cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # Windows: no loop signal handlers
+            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+    await agent.start()
+    log.info("Cascade %s running (config: %s); Ctrl-C stops it", __version__, agent.config_dir)
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        await agent.stop()

@@ -1,0 +1,1 @@
+"""Everything about FFmpeg: finding the binary, probing it, parsing its progress output."""

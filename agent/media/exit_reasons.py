@@ -1,0 +1,72 @@
+"""What an FFmpeg child's exit means: a reason a person can read, and whether retrying helps.
+
+A failure is *permanent* when starting the same command again cannot work (a bad option, an
+encoder this build lacks): the supervisor then goes to FATAL instead of looping.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why a child ended, in one line, and whether a retry could help."""
+
+    reason: str
+    permanent: bool = False
+
+
+# Messages FFmpeg prints when its command line itself is wrong: retrying cannot fix these.
+_PERMANENT = tuple(
+    re.compile(p, re.IGNORECASE)
+    for p in (
+        r"Unrecognized option",
+        r"Option .* not found",
+        r"Error splitting the argument list",
+        r"Unknown encoder",
+        r"Unknown decoder",
+        r"Encoder .* not found",
+        r"Requested output format .* is not",
+        r"Unable to choose an output format",
+        r"Protocol not found",
+        r"Invalid (?:argument|value) for option",
+        r"Missing argument for option",
+        r"Unable to find a suitable output format",
+        r"At least one output file must be specified",
+    )
+)
+
+# Lines that carry no information about the failure.
+_NOISE = re.compile(r"^(?:Conversion failed!?|Exiting normally.*|\s*)$")
+# Summaries FFmpeg prints after the line that says what was actually wrong.
+_SUMMARY = re.compile(r"^Error splitting the argument list")
+
+
+def meaningful_line(tail: Sequence[str]) -> str:
+    """The last stderr line that says something (``Conversion failed!`` says nothing).
+
+    A generic summary such as ``Error splitting the argument list: Option not found`` gives way
+    to the specific line before it (``Unrecognized option 'x'.``).
+    """
+    lines = [line.strip() for line in tail if not _NOISE.match(line)]
+    for line in reversed(lines):
+        if not _SUMMARY.match(line):
+            return line
+    return lines[-1] if lines else ""
+
+
+def classify_exit(returncode: int | None, tail: Sequence[str]) -> Failure:
+    """Turn an exit code and the last stderr lines into a :class:`Failure`."""
+    detail = meaningful_line(tail)
+    if returncode is None:
+        code = "ended"
+    elif returncode < 0:
+        code = f"was killed by signal {-returncode}"
+    else:
+        code = f"exited with code {returncode}"
+    reason = f"{code}: {detail}" if detail else code
+    permanent = any(p.search(line) for line in tail[-10:] for p in _PERMANENT)
+    return Failure(reason=reason, permanent=permanent)

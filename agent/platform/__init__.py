@@ -1,0 +1,1 @@
+"""What differs per operating system, each behind one interface chosen once at start."""

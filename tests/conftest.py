@@ -1,0 +1,66 @@
+"""Fixtures shared by the whole suite: the real FFmpeg binary and isolated config dirs."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import imageio_ffmpeg
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_config(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test runs against its own temporary config directory, never the real one."""
+    monkeypatch.setenv("CASCADE_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
+    monkeypatch.delenv("CASCADE_FFMPEG", raising=False)
+
+
+@pytest.fixture(scope="session")
+def ffmpeg_exe() -> str:
+    """The FFmpeg shipped in the imageio-ffmpeg wheel: the one Cascade uses by default."""
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@pytest.fixture(scope="session")
+def flv_clip(tmp_path_factory: pytest.TempPathFactory, ffmpeg_exe: str) -> Iterator[Path]:
+    """A 4 s 320x240 30 fps H.264 + AAC FLV clip with a keyframe every second."""
+    path = tmp_path_factory.mktemp("media") / "clip.flv"
+    subprocess.run(
+        [
+            ffmpeg_exe,
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-nostdin",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=s=320x240:r=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "4",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "30",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "64k",
+            "-f",
+            "flv",
+            str(path),
+        ],
+        check=True,
+        timeout=60,
+    )
+    yield path

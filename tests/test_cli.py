@@ -1,0 +1,93 @@
+"""The ``cascade`` command line, run as a person runs it: a real process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agent import __version__
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cascade(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_version_prints_the_package_version() -> None:
+    result = cascade("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"cascade {__version__}"
+
+
+def test_doctor_lists_libx264_usable_and_hardware_encoders_unavailable_with_reasons() -> None:
+    result = cascade("doctor")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "    libx264: usable" in lines
+    for encoder in ("h264_nvenc", "hevc_nvenc", "h264_qsv", "h264_amf", "h264_vaapi"):
+        line = next(line for line in lines if line.strip().startswith(f"{encoder}:"))
+        assert "unavailable — " in line
+        assert line.split("unavailable — ", 1)[1].strip(), f"{encoder} has no reason"
+    assert any(line.startswith("FFmpeg: n9.") or line.startswith("FFmpeg: 9.") for line in lines)
+    for proto in ("rtmp", "rtmps", "srt"):
+        assert f"  protocol {proto}: yes" in lines
+    assert any(line.startswith("Config directory: ") for line in lines)
+    assert any(line.startswith("Keyring: ") for line in lines)
+    assert any(line.startswith("API port ") for line in lines)
+
+
+def test_doctor_with_a_missing_ffmpeg_says_what_was_tried_and_fails(tmp_path: Path) -> None:
+    missing = tmp_path / "no-ffmpeg-here"
+    result = cascade("doctor", env={"CASCADE_FFMPEG": str(missing)})
+    assert result.returncode == 1
+    assert str(missing) in result.stdout
+    assert "CASCADE_FFMPEG" in result.stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_run_headless_stays_up_until_a_signal_then_exits_cleanly(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "run", "--headless"],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "CASCADE_CONFIG_DIR": str(tmp_path)},
+    )
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 30
+        seen = ""
+        while "running" not in seen and time.monotonic() < deadline:
+            seen = proc.stderr.readline()
+        assert "running" in seen
+        time.sleep(0.3)
+        assert proc.poll() is None, "the agent exited by itself"
+        proc.send_signal(sig)
+        assert proc.wait(10) == 0
+        rest = proc.stderr.read()
+        assert "agent stopped" in rest
+        assert (tmp_path / "logs" / "cascade.log").read_text().count("agent stopped") == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
