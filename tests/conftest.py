@@ -64,3 +64,48 @@ def flv_clip(tmp_path_factory: pytest.TempPathFactory, ffmpeg_exe: str) -> Itera
         timeout=60,
     )
     yield path
+
+
+@pytest.fixture(scope="session")
+def relay_clip(tmp_path_factory: pytest.TempPathFactory, ffmpeg_exe: str) -> Path:
+    """A 20 s 640x360 30 fps H.264 (keyframe each second, ~1.5 Mbit/s) + AAC FLV, like OBS."""
+    path = tmp_path_factory.mktemp("media") / "relay.flv"
+    subprocess.run(
+        [
+            ffmpeg_exe,
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-nostdin",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=640x360:r=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "20",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-b:v",
+            "1500k",
+            "-g",
+            "30",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "96k",
+            "-f",
+            "flv",
+            str(path),
+        ],
+        check=True,
+        timeout=120,
+    )
+    return path

@@ -11,6 +11,9 @@ import logging
 from pathlib import Path
 
 from agent.core.events import ErrorRaised, EventBus
+from agent.core.model import Profile
+from agent.core.push import KeySource
+from agent.core.relay import Relay, key_from_target
 from agent.core.settings import Settings, load_settings
 from agent.core.supervisor import ChildSpec, Supervisor, SupervisorConfig
 from agent.errors import CascadeError, FFmpegError
@@ -30,10 +33,15 @@ class Agent:
         *,
         settings: Settings | None = None,
         bus: EventBus | None = None,
+        profile: Profile | None = None,
+        keys: KeySource = key_from_target,
     ) -> None:
         self.config_dir = config_dir
         self.settings = settings or load_settings(config_dir)
         self.bus = bus or EventBus()
+        self.profile = profile or Profile()
+        self.relay: Relay | None = None
+        self._keys = keys
         self.ffmpeg: FFmpegBinary | None = None
         self.ffmpeg_error: FFmpegError | None = None
         self.capabilities: Capabilities | None = None
@@ -55,6 +63,11 @@ class Agent:
             return
         log.info("using FFmpeg %s at %s", self.ffmpeg.version, self.ffmpeg.path)
         self._probe = asyncio.create_task(self.refresh_capabilities(), name="probe")
+        self.relay = Relay(
+            self.profile, ffmpeg=str(self.ffmpeg.path), bus=self.bus, keys=self._keys
+        )
+        await self.relay.start()
+        log.info("ingest: %s", self.profile.ingest.obs_url)
 
     async def refresh_capabilities(self, *, refresh: bool = False) -> Capabilities | None:
         """Probe (or read from the cache) what the FFmpeg binary can do."""
@@ -68,6 +81,8 @@ class Agent:
             log.error("%s", exc)
             self.bus.publish(ErrorRaised(source="ffmpeg", message=str(exc)))
             return None
+        if self.relay is not None:
+            self.relay.capabilities = self.capabilities
         usable = ", ".join(self.capabilities.usable_video_encoders()) or "none"
         log.info("video encoders usable: %s", usable)
         return self.capabilities
@@ -84,6 +99,8 @@ class Agent:
         """Stop every child (all at once, each gracefully) and wait until all are reaped."""
         if self._probe is not None and not self._probe.done():
             self._probe.cancel()
+        if self.relay is not None:
+            await self.relay.stop()
         await asyncio.gather(
             *(sup.stop() for sup in self.supervisors.values()), return_exceptions=True
         )

@@ -72,6 +72,46 @@ class ErrorRaised(Event):
     hint: str = ""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IngestStateChanged(Event):
+    """The ingest started listening, began receiving a stream, or the stream ended."""
+
+    kind: ClassVar[str] = "ingest.state"
+    state: str
+    reason: str = ""
+    info: dict[str, Any] = field(default_factory=dict)  # codec, width, height, fps, ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupStateChanged(Event):
+    """A group went live, was armed, stopped, or is waiting for the source."""
+
+    kind: ClassVar[str] = "group.state"
+    group: str
+    state: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TargetStateChanged(Event):
+    """A target connected, went live, is retrying, failed, or was switched off."""
+
+    kind: ClassVar[str] = "target.state"
+    group: str
+    target: str
+    state: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatsUpdated(Event):
+    """A group's figures and its targets', at most once per second per group."""
+
+    kind: ClassVar[str] = "stats"
+    group: str
+    stats: dict[str, Any]
+
+
 Listener = Callable[[Event], None]
 
 

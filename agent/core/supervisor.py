@@ -96,6 +96,11 @@ class ChildSpec:
     feed_stdin: StdinFeeder | None = None  # with StdinMode.DATA: writes the media
     on_stdout: StdoutSink | None = None  # receives stdout chunks; otherwise discarded
     on_progress: ProgressSink | None = None  # receives parsed -progress blocks
+    on_stderr: Callable[[str], None] | None = None  # every (redacted) log line of the child
+    on_exit: Callable[[int | None], None] | None = None  # the child was reaped, pipes drained
+    # Asked when a child ends by itself: False ends the supervisor in EXITED instead of
+    # restarting (an output whose input session is over has nothing left to send).
+    restart_if: Callable[[], bool] | None = None
     classify: Classifier = classify_exit
 
     def resolve_argv(self) -> list[str]:
@@ -179,13 +184,17 @@ class Supervisor:
 
     async def stop(self) -> None:
         """Stop the child gracefully (escalating to a kill) and wait until it is reaped."""
+        self.request_stop()
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    def request_stop(self) -> None:
+        """Ask for a stop without waiting for it (callbacks that cannot await use this)."""
         if self._state in (S.EXITED, S.FATAL):
             self._change(S.STOPPED, "stop requested")  # EXITED|FATAL -> STOPPED
             return
         self._stop.set()
         self._wake.set()
-        if self._task is not None:
-            await asyncio.shield(self._task)
 
     def fail(self, reason: str) -> None:
         """Treat the running child as failed (it is killed and restarted after a delay).
@@ -297,10 +306,12 @@ class Supervisor:
         try:
             run = await self._watch(proc, loop)
             self.last_exit_code = run.returncode
-            return run
         finally:
             self._launcher.reaped(proc)
             self.pid = None
+        if self.spec.on_exit is not None:
+            self.spec.on_exit(run.returncode)
+        return run
 
     async def _watch(self, proc: ChildProcess, loop: asyncio.AbstractEventLoop) -> _Run:
         """Watch a live child until it ends, a stop is asked, or it is judged failed."""
@@ -377,6 +388,10 @@ class Supervisor:
         failure = run.failure or self.spec.classify(run.returncode, list(self._tail))
         clean = run.failure is None and run.returncode == 0
 
+        if self.spec.restart_if is not None and not self.spec.restart_if():
+            # RUNNING|STARTING -> EXITED: nothing to restart for.
+            self._change(S.EXITED, "finished" if clean else failure.reason)
+            return False
         if cfg.restart is RestartPolicy.NEVER or (
             clean and cfg.restart is RestartPolicy.ON_FAILURE
         ):
@@ -387,6 +402,15 @@ class Supervisor:
             self._change(S.FATAL, failure.reason)  # STARTING|RUNNING -> FATAL
             return False
 
+        if was_running and clean:
+            # A clean end after a good run is a normal cycle (a listener that served its
+            # publisher, an output whose input ended): go again at once.
+            self.start_failures = 0
+            self.attempt = 0
+            self._change(S.BACKOFF, "finished", retry_in=0.0)  # RUNNING -> BACKOFF
+            self.restarts += 1
+            self._change(S.STARTING, "restart after a clean exit")  # BACKOFF -> STARTING
+            return True
         if was_running:
             self.start_failures = 0
             if cfg.backoff.is_stable(ran_for):
@@ -483,6 +507,8 @@ class Supervisor:
         self._tail.append(line)
         log.debug("%s: %s", self.name, line)
         self._bus.publish(LogLine(source=self.name, line=line, level="ffmpeg"))
+        if self.spec.on_stderr is not None:
+            self.spec.on_stderr(line)
 
     def _on_progress(self, progress: Progress, now: float) -> None:
         if advanced(self.last_progress, progress):

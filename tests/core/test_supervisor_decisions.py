@@ -160,6 +160,20 @@ async def test_clean_exit_under_on_failure_policy_is_exited_not_restarted() -> N
     assert sup.state is S.STOPPED
 
 
+async def test_a_clean_exit_after_a_good_run_restarts_at_once() -> None:
+    launcher = RecordingLauncher()
+    sup, changes = make(launcher)
+    await sup.start()
+    child = await launcher.next_child()
+    await sup.wait_for(S.RUNNING, timeout=2)
+    child.exit(0)
+    await launcher.next_child(timeout=0.5)
+    backoff = next(c for c in changes if c.new == "backoff")
+    assert backoff.retry_in == 0.0 and backoff.reason == "finished"
+    assert sup.attempt == 0
+    await sup.stop()
+
+
 async def test_stop_during_backoff_stops_without_a_new_child() -> None:
     launcher = RecordingLauncher()
     sup, changes = make(launcher, backoff=BackoffPolicy(initial=5, cap=5, jitter=0))
