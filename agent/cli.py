@@ -44,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--headless", action="store_true", help="run without the tray icon")
     run.add_argument("--port", type=int, help="local API port")
 
+    demo = sub.add_parser(
+        "demo", help="relay a synthetic test stream to local outputs and check every one"
+    )
+    demo.add_argument("--seconds", type=float, default=10.0, help="length of the test stream")
+
     doctor = sub.add_parser("doctor", help="check FFmpeg, encoders, keyring and the API port")
     doctor.add_argument("--port", type=int, help="API port to check")
     doctor.add_argument(
@@ -67,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args, cfg)
         if args.command == "doctor":
             return _doctor(args, cfg)
+        if args.command == "demo":
+            return _demo(args)
     except CascadeError as exc:
         print(f"cascade: {exc}", file=sys.stderr)
         return 1
@@ -90,6 +97,13 @@ def _doctor(args: argparse.Namespace, cfg: Path) -> int:
         print(f"\n{len(report.problems)} problem(s) found.", file=sys.stderr)
         return 1
     return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from agent.demo import run_demo
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.ERROR)
+    return asyncio.run(run_demo(seconds=args.seconds))
 
 
 def _run(args: argparse.Namespace, cfg: Path) -> int:

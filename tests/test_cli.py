@@ -91,3 +91,13 @@ def test_run_headless_stays_up_until_a_signal_then_exits_cleanly(
             proc.wait()
         if proc.stderr:
             proc.stderr.close()
+
+
+def test_demo_relays_to_every_local_output_and_checks_them() -> None:
+    result = cascade("demo", "--seconds", "5")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert "  ok   local-a: h264 1920x1080 + aac, 5.0 s" in lines
+    assert "  ok   local-b: h264 1920x1080 + aac, 5.0 s" in lines
+    assert any(line.startswith("  ok   local-720p: h264 1280x720 + aac") for line in lines)
+    assert any("local-a live" in line and "kbps" in line for line in lines), "no live figures"

@@ -30,6 +30,7 @@ from agent.core.supervisor import (
 )
 from agent.media.args import Destination, push_argv
 from agent.media.flv_hub import FlvHub, HubSubscriber, SubscriberCutOff
+from agent.media.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +84,15 @@ class FFmpegPush:
         self._dropped_before = 0
         self._destination: Destination | None = None
         self._published = ""
+        self._last: Progress | None = None
+        self._rate: tuple[float | None, float | None] = (None, None)  # kbps, fps right now
         self.supervisor = Supervisor(
             ChildSpec(
                 name=f"target:{target.id}",
                 argv=self._argv,
                 stdin=StdinMode.DATA,
                 feed_stdin=self._feed,
+                on_progress=self._on_progress,
                 restart_if=self._should_run,
             ),
             bus=bus,
@@ -137,8 +141,8 @@ class FFmpegPush:
             state=self.state,
             enabled=self.target.enabled,
             destination=self.destination_display(),
-            bitrate_kbps=progress.bitrate_kbps if progress and live else None,
-            fps=progress.fps if progress and live else None,
+            bitrate_kbps=self._rate[0] if live else None,
+            fps=self._rate[1] if live else None,
             frames=progress.frame if progress else None,
             dropped_frames=progress.drop_frames if progress else 0,
             duplicated_frames=progress.dup_frames if progress else 0,
@@ -191,6 +195,7 @@ class FFmpegPush:
         return push_argv(self._ffmpeg, self._destination)
 
     async def _feed(self, stdin: asyncio.StreamWriter) -> None:
+        self._last, self._rate = None, (None, None)  # a new child counts from zero
         sub = self.hub.subscribe(f"target:{self.target.id}")
         sub.on_cut_off = self.supervisor.fail  # the feeder may be stuck in drain()
         self._sub = sub
@@ -216,6 +221,21 @@ class FFmpegPush:
                     self.target.id,
                     sub.first_keyframe_at - joined,
                 )
+
+    def _on_progress(self, progress: Progress) -> None:
+        """Rates between two progress blocks: what is flowing now, not since the start."""
+        last, self._last = self._last, progress
+        if last is None or progress.at <= last.at:
+            self._rate = (progress.bitrate_kbps, progress.fps)
+            return
+        span = progress.at - last.at
+        kbps = progress.bitrate_kbps
+        if progress.total_size is not None and last.total_size is not None:
+            kbps = round((progress.total_size - last.total_size) * 8 / span / 1000, 1)
+        fps = progress.fps
+        if progress.frame is not None and last.frame is not None:
+            fps = round((progress.frame - last.frame) / span, 1)
+        self._rate = (kbps, fps)
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, ProcessStateChanged) and event.name == self.supervisor.name:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from agent.core.backoff import BackoffPolicy
-from agent.core.events import Event, EventBus, ProcessStateChanged
+from agent.core.events import Event, EventBus, ProcessStateChanged, StatsUpdated
 from agent.core.model import (
     AudioSettings,
     Group,
@@ -215,6 +215,14 @@ async def test_toggling_one_target_leaves_the_others_untouched(rig: Rig) -> None
     assert [c.new for c in rig.process_changes("target:gamma")].count("starting") == 1
     second = video_packets(rig.platforms["beta"].sessions[1])
     assert second[0][1], "the re-enabled target did not start at a keyframe"
+
+    stats = [e for e in rig.events if isinstance(e, StatsUpdated) and e.group == "main"]
+    assert len(stats) >= 6
+    assert all(b.at - a.at >= 0.9 for a, b in itertools.pairwise(stats)), "more than 1/s"
+    alpha = [e.stats["targets"][0] for e in stats if e.stats["targets"][0]["state"] == "live"]
+    assert any(
+        1000 < (t["bitrate_kbps"] or 0) < 2500 and 25 <= (t["fps"] or 0) <= 35 for t in alpha
+    ), alpha
 
 
 async def test_a_dead_server_makes_only_its_target_retry_and_it_streams_again(rig: Rig) -> None:
