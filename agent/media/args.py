@@ -129,8 +129,8 @@ def ingest_url(ingest: IngestSettings) -> str:
 def ingest_argv(ffmpeg: str, ingest: IngestSettings) -> list[str]:
     """Receive OBS's one stream (or pull it) and write it, untouched, as FLV to stdout.
 
-    - RTMP: ``-listen 1`` on ``rtmp://bind:port/app/key``. No ``-nostdin``: the supervisor
-      stops this child with ``q`` on stdin.
+    - RTMP: ``-listen 1`` on ``rtmp://bind:port/app/key``. A listener blocked in accept()
+      never reads keys, so the supervisor stops it with SIGINT (stdin is /dev/null).
     - SRT: a listener with the configured latency. FFmpeg cannot enforce an SRT streamid, so
       ``ingest.key`` is not used for SRT; keep the port on localhost or firewalled.
     - PULL: read ``ingest.url``; RTMP(S) sources get a 10 s read timeout so a silent server is

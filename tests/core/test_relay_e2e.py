@@ -18,6 +18,7 @@ from agent.core.model import (
     AudioSettings,
     Group,
     GroupMode,
+    IngestKind,
     IngestSettings,
     Platform,
     Profile,
@@ -71,9 +72,12 @@ class Rig:
         server = self.platforms[name]
         return Target(id=name, url=server.url, key=server.key, **kwargs)  # type: ignore[arg-type]
 
-    async def start(self, groups: list[Group], **relay_kwargs: object) -> Relay:
+    async def start(
+        self, groups: list[Group], ingest: IngestSettings | None = None, **relay_kwargs: object
+    ) -> Relay:
         self.bus.add_listener(self.events.append)
-        profile = Profile(ingest=IngestSettings(port=free_port(), key=INGEST_KEY), groups=groups)
+        ingest = ingest or IngestSettings(port=free_port(), key=INGEST_KEY)
+        profile = Profile(ingest=ingest, groups=groups)
         self.relay = Relay(
             profile,
             ffmpeg=self.ffmpeg,
@@ -82,7 +86,8 @@ class Rig:
             **relay_kwargs,  # type: ignore[arg-type]
         )
         await self.relay.start()
-        await wait_listening(profile.ingest.port)
+        if ingest.kind is IngestKind.RTMP:
+            await wait_listening(profile.ingest.port)
         return self.relay
 
     def publisher(self, seconds: float | None = None) -> Publisher:
@@ -382,3 +387,53 @@ class BlackHole:
         for conn in self._held:
             conn.close()
         self._sock.close()
+
+
+async def test_an_srt_publisher_reaches_the_targets(rig: Rig) -> None:
+    await rig.platform("alpha")
+    port = free_port()
+    relay = await rig.start(
+        [Group(id="main", targets=[rig.target("alpha")])],
+        ingest=IngestSettings(kind=IngestKind.SRT, port=port),
+    )
+    await relay.start_group("main")
+    await rig.wait_for(lambda: relay.ingest.state.value == "listening")
+    await asyncio.sleep(0.5)  # the SRT listener binds (UDP: nothing to read in /proc/net/tcp)
+    publisher = Publisher(rig.ffmpeg, rig.clip, f"srt://127.0.0.1:{port}?mode=caller", seconds=4)
+    publisher.argv[publisher.argv.index("flv")] = "mpegts"  # SRT carries MPEG-TS
+    await publisher.start()
+    await publisher.wait()
+    await rig.platforms["alpha"].wait_sessions(1)
+    info = probe(rig.platforms["alpha"].sessions[0])
+    assert stream(info, "video")["codec_name"] == "h264"
+    assert stream(info, "audio")["codec_name"] == "aac"
+    assert duration(info) == pytest.approx(4.0, abs=1.0)
+
+
+async def test_a_pull_ingest_reads_from_an_existing_media_server(rig: Rig) -> None:
+    await rig.platform("alpha")
+    port = free_port()
+    # A media server that plays a stream to whoever connects (like MediaMTX or SRS would).
+    server = await asyncio.create_subprocess_exec(
+        rig.ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-re", "-t", "5",
+        "-i", str(rig.clip), "-c", "copy", "-f", "flv", "-listen", "1",
+        f"rtmp://127.0.0.1:{port}/live/show",
+    )  # fmt: skip
+
+    def kill_server() -> None:
+        if server.returncode is None:
+            server.kill()
+
+    rig.cleanups.append(kill_server)
+    await wait_listening(port)
+    relay = await rig.start(
+        [Group(id="main", targets=[rig.target("alpha")])],
+        ingest=IngestSettings(kind=IngestKind.PULL, url=f"rtmp://127.0.0.1:{port}/live/show"),
+    )
+    await relay.start_group("main")
+    await rig.platforms["alpha"].wait_sessions(1, timeout=30)
+    info = probe(rig.platforms["alpha"].sessions[0])
+    assert stream(info, "video")["codec_name"] == "h264"
+    assert duration(info) == pytest.approx(5.0, abs=1.5)
+    assert relay.ingest.sessions == 1
+    await server.wait()
