@@ -31,7 +31,7 @@ from agent.core.supervisor import (
     SupervisorConfig,
 )
 from agent.media.args import encoder_argv
-from agent.media.flv_hub import FlvHub, SubscriberCutOff
+from agent.media.flv_hub import FlvHub, pump
 
 log = logging.getLogger(__name__)
 
@@ -201,15 +201,7 @@ class GroupRuntime:
         assert self.encoder is not None
         sub = self.source.subscribe(f"encoder:{self.group.id}")
         sub.on_cut_off = self.encoder.fail  # the feeder may be stuck in drain()
-        try:
-            while chunk := await sub.read():
-                stdin.write(chunk)
-                await stdin.drain()
-            stdin.close()  # the source ended: the encoder flushes and ends cleanly
-        except SubscriberCutOff:
-            pass  # on_cut_off has already failed the encoder
-        finally:
-            sub.close()
+        await pump(sub, stdin)
 
     async def _on_encoded(self, chunk: bytes) -> None:
         was_active = self.hub.session_active

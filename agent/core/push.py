@@ -29,7 +29,7 @@ from agent.core.supervisor import (
     SupervisorConfig,
 )
 from agent.media.args import Destination, push_argv
-from agent.media.flv_hub import FlvHub, HubSubscriber, SubscriberCutOff
+from agent.media.flv_hub import FlvHub, HubSubscriber, pump
 from agent.media.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -201,17 +201,8 @@ class FFmpegPush:
         self._sub = sub
         joined = time.monotonic()
         try:
-            while True:
-                chunk = await sub.read()
-                if not chunk:
-                    break  # the session is over: EOF lets FFmpeg end the stream cleanly
-                stdin.write(chunk)
-                await stdin.drain()
-            stdin.close()
-        except SubscriberCutOff:
-            pass  # on_cut_off has already failed the child
+            await pump(sub, stdin)
         finally:
-            sub.close()
             self._sub = None
             self._delivered_before += sub.bytes_delivered
             self._dropped_before += sub.tags_dropped

@@ -597,3 +597,21 @@ def _info_from_metadata(tag: FlvTag) -> StreamInfo:
     if isinstance(encoder, str) and encoder:
         info["encoder"] = encoder
     return info
+
+
+async def pump(sub: HubSubscriber, writer: asyncio.StreamWriter) -> None:
+    """Copy a subscription into a child's stdin until its session ends, then close it (EOF).
+
+    A cut-off ends the copy quietly: whoever owns the subscription learns of it through
+    ``on_cut_off``, even while this coroutine is stuck in ``drain()``. The subscription is
+    always closed.
+    """
+    try:
+        while chunk := await sub.read():
+            writer.write(chunk)
+            await writer.drain()
+        writer.close()  # the session is over: EOF lets FFmpeg finish its output cleanly
+    except SubscriberCutOff:
+        pass
+    finally:
+        sub.close()
