@@ -343,24 +343,26 @@ class TestGarbage:
             parser.feed(SMALL_STREAM)
 
 
+@pytest.fixture(scope="module")
+def h264_tags(
+    tmp_path_factory: pytest.TempPathFactory, ffmpeg_exe: str
+) -> tuple[bytes, list[FlvTag]]:
+    path = tmp_path_factory.mktemp("flv") / "h264.flv"
+    video = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "30"]
+    data = ffmpeg_flv(ffmpeg_exe, path, seconds=3, video=video).read_bytes()
+    return data, parse_all(data, chunk=65536)[1]
+
+
+@pytest.fixture(scope="module")
+def hevc_tags(tmp_path_factory: pytest.TempPathFactory, ffmpeg_exe: str) -> list[FlvTag]:
+    path = tmp_path_factory.mktemp("flv") / "hevc.flv"
+    video = ["-c:v", "libx265", "-preset", "ultrafast", "-g", "30"]
+    video += ["-x265-params", "log-level=error"]
+    data = ffmpeg_flv(ffmpeg_exe, path, seconds=3, video=video).read_bytes()
+    return parse_all(data, chunk=4096)[1]
+
+
 class TestRealFfmpeg:
-    @pytest.fixture(scope="class")
-    def h264_tags(
-        self, tmp_path_factory: pytest.TempPathFactory, ffmpeg_exe: str
-    ) -> tuple[bytes, list[FlvTag]]:
-        path = tmp_path_factory.mktemp("flv") / "h264.flv"
-        video = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "30"]
-        data = ffmpeg_flv(ffmpeg_exe, path, seconds=3, video=video).read_bytes()
-        return data, parse_all(data, chunk=65536)[1]
-
-    @pytest.fixture(scope="class")
-    def hevc_tags(self, tmp_path_factory: pytest.TempPathFactory, ffmpeg_exe: str) -> list[FlvTag]:
-        path = tmp_path_factory.mktemp("flv") / "hevc.flv"
-        video = ["-c:v", "libx265", "-preset", "ultrafast", "-g", "30"]
-        video += ["-x265-params", "log-level=error"]
-        data = ffmpeg_flv(ffmpeg_exe, path, seconds=3, video=video).read_bytes()
-        return parse_all(data, chunk=4096)[1]
-
     def test_h264_clip_has_a_keyframe_every_30_frames(
         self, h264_tags: tuple[bytes, list[FlvTag]]
     ) -> None:
