@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -97,7 +98,12 @@ def test_demo_relays_to_every_local_output_and_checks_them() -> None:
     result = cascade("demo", "--seconds", "5")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert "  ok   local-a: h264 1920x1080 + aac, 5.0 s" in lines
-    assert "  ok   local-b: h264 1920x1080 + aac, 5.0 s" in lines
-    assert any(line.startswith("  ok   local-720p: h264 1280x720 + aac") for line in lines)
+    checked = {}
+    for line in lines:
+        if match := re.match(r"  ok   (\S+): h264 (\d+x\d+) \+ aac, ([\d.]+) s$", line):
+            checked[match[1]] = (match[2], float(match[3]))
+    assert set(checked) == {"local-a", "local-b", "local-720p"}, result.stdout
+    assert checked["local-a"][0] == checked["local-b"][0] == "1920x1080"
+    assert checked["local-720p"][0] == "1280x720"
+    assert all(abs(seconds - 5.0) <= 1.0 for _, seconds in checked.values())
     assert any("local-a live" in line and "kbps" in line for line in lines), "no live figures"
