@@ -101,7 +101,11 @@ class Target:
     platform: Platform = Platform.CUSTOM
     name: str = ""
     url: str = ""  # empty: the platform preset's primary ingest; a file path for recordings
-    key: str | None = field(default=None, repr=False)
+    key: str | None = field(default=None, repr=False)  # in memory only; never saved
+    # Where the key lives, which is what a profile file stores: "keyring" (the OS keyring or
+    # the vault, under this profile and target), "${ENV_VAR}" (read when the target starts),
+    # or None (no key).
+    key_ref: str | None = None
     enabled: bool = True
     backup: bool = False  # use the platform's backup ingest (YouTube)
 

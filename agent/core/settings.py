@@ -1,16 +1,20 @@
 """Agent-wide settings (not per profile): which FFmpeg to use, the API port.
 
-Read from ``settings.json`` in the config directory. A file that cannot be read is left
-untouched and the defaults are used, with a warning that says so.
+Kept in ``settings.json`` in the config directory and read and written through
+:mod:`agent.store.atomic`: a save is atomic and keeps the previous version as
+``settings.json.bak``; a file that is damaged or holds values of the wrong type is kept aside
+(``settings.json.corrupt-…``), never overwritten, and the backup or the defaults are used, with
+a warning that says so.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from agent.store.atomic import read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -27,30 +31,40 @@ class Settings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
+        """Settings from a JSON object; unknown keys are ignored, missing ones default.
+
+        Raises ValueError for a value of the wrong type (the file is then treated as damaged).
+        """
         known = {f.name for f in fields(cls)}
         settings = cls(**{k: v for k, v in data.items() if k in known})
         if settings.ffmpeg is not None and not isinstance(settings.ffmpeg, str):
-            raise TypeError("ffmpeg must be a string")
-        if not isinstance(settings.api_port, int) or not 0 < settings.api_port < 65536:
-            raise TypeError("api_port must be a port number")
+            raise ValueError("ffmpeg: expected text (a path or a command)")
+        port = settings.api_port
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+            raise ValueError("api_port: expected a port number from 1 to 65535")
         return settings
 
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-ready object."""
+        return asdict(self)
 
-def load_settings(config_dir: Path) -> Settings:
-    """The settings in ``config_dir``, or the defaults if there are none or they are unreadable."""
-    path = config_dir / SETTINGS_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise TypeError("the file does not hold a JSON object")
-        return Settings.from_dict(data)
-    except FileNotFoundError:
-        return Settings()
-    except (OSError, ValueError, TypeError) as exc:
-        log.warning(
-            "settings file %s could not be read (%s); using the defaults and leaving the file "
-            "as it is — fix or delete it",
-            path,
-            exc,
-        )
-        return Settings()
+
+def load_settings(config_dir: Path, *, warnings: list[str] | None = None) -> Settings:
+    """The settings in ``config_dir``: the file, else its backup, else the defaults.
+
+    What went wrong, if anything, is logged and appended to ``warnings``.
+    """
+    result = read_json(config_dir / SETTINGS_FILE, Settings.from_dict)
+    if result.message:
+        log.warning("%s", result.message)
+        if warnings is not None:
+            warnings.append(result.message)
+    return result.value or Settings()
+
+
+def save_settings(config_dir: Path, settings: Settings) -> None:
+    """Write the settings atomically, keeping the previous file as ``settings.json.bak``.
+
+    Raises :class:`~agent.store.atomic.StoreError` if the disk refuses.
+    """
+    write_json_atomic(config_dir / SETTINGS_FILE, settings.to_dict())
