@@ -135,7 +135,7 @@ def test_a_bad_target_is_refused(profile: Profile, spec: dict[str, object], word
 def test_unknown_ids_are_refused_naming_the_known_ones(profile: Profile) -> None:
     with pytest.raises(CascadeError, match="there is no group 'nope'"):
         add_target(profile, "nope", {"id": "x"})
-    with pytest.raises(CascadeError, match="there is no target 'nope'.*twitch"):
+    with pytest.raises(CascadeError, match=r"there is no target 'nope'.*twitch"):
         edit_target(profile, "nope", {"enabled": False})
     with pytest.raises(CascadeError, match="there is no group 'nope'"):
         remove_group(profile, "nope")
