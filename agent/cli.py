@@ -107,12 +107,21 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, cfg: Path) -> int:
+    from agent.platform.single_instance import InstanceLock
+    from agent.store.profiles import ProfileStore
+
     setup_logging(log_dir(args.config_dir), verbose=args.verbose)
-    settings = load_settings(cfg)
+    store = ProfileStore(cfg)
+    settings = store.load_settings()
     if args.port is not None:
         settings.api_port = args.port
-    agent = Agent(cfg, settings=settings)
-    asyncio.run(_serve(agent))
+    with InstanceLock(cfg) as lock:
+        lock.set_port(settings.api_port)
+        profile = store.load_active()
+        for warning in store.warnings:
+            log.warning("%s", warning)
+        agent = Agent(cfg, settings=settings, profile=profile)
+        asyncio.run(_serve(agent))
     return 0
 
 

@@ -107,3 +107,29 @@ def test_demo_relays_to_every_local_output_and_checks_them() -> None:
     assert checked["local-720p"][0] == "1280x720"
     assert all(abs(seconds - 5.0) <= 1.0 for _, seconds in checked.values())
     assert any("local-a live" in line and "kbps" in line for line in lines), "no live figures"
+
+
+def test_a_second_run_on_the_same_config_dir_says_which_process_runs(tmp_path: Path) -> None:
+    env = {**os.environ, "CASCADE_CONFIG_DIR": str(tmp_path)}
+    first = subprocess.Popen(
+        [sys.executable, "-m", "agent", "run", "--headless", "--port", "47991"],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        assert first.stderr is not None
+        deadline = time.monotonic() + 30
+        while "running" not in first.stderr.readline() and time.monotonic() < deadline:
+            pass
+        second = cascade("run", "--headless", env={"CASCADE_CONFIG_DIR": str(tmp_path)})
+        assert second.returncode == 1
+        assert f"process {first.pid}" in second.stderr
+        assert "already running" in second.stderr
+        assert (tmp_path / "profiles" / "default.json").exists(), "no default profile saved"
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(10)
+        if first.stderr:
+            first.stderr.close()
