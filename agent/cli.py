@@ -109,6 +109,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, cfg: Path) -> int:
     from agent.platform.single_instance import InstanceLock
     from agent.store.profiles import ProfileStore
+    from agent.store.secrets import key_source
 
     setup_logging(log_dir(args.config_dir), verbose=args.verbose)
     store = ProfileStore(cfg)
@@ -120,7 +121,7 @@ def _run(args: argparse.Namespace, cfg: Path) -> int:
         profile = store.load_active()
         for warning in store.warnings:
             log.warning("%s", warning)
-        agent = Agent(cfg, settings=settings, profile=profile)
+        agent = Agent(cfg, settings=settings, profile=profile, keys=key_source(cfg, profile.name))
         asyncio.run(_serve(agent))
     return 0
 

@@ -456,3 +456,25 @@ def resolve_key(
     if key:
         REDACTOR.add(key)
     return key or None
+
+
+def key_source(
+    config_dir: Path,
+    profile_name: str,
+    *,
+    env: Mapping[str, str] = os.environ,
+    passphrase: Callable[[], str] | None = None,
+) -> Callable[[Target], str | None]:
+    """The relay's key source for a stored profile: :func:`resolve_key` with a secret store
+    opened only when a target actually keeps its key there (``${ENV}`` keys need none)."""
+    opened: list[SecretStore] = []
+
+    def keys(target: Target) -> str | None:
+        store = None
+        if target.key_ref == KEYRING_REF:
+            if not opened:
+                opened.append(choose_store(config_dir, env=env, passphrase=passphrase))
+            store = opened[0]
+        return resolve_key(target, store, profile_name, env=env)
+
+    return keys
