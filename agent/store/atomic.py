@@ -352,14 +352,25 @@ def write_json_atomic(path: Path, data: Any, *, now: datetime | None = None) -> 
     _fsync_dir(path.parent)
 
 
-def _write_new_version(path: Path, payload: bytes, now: datetime) -> None:
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` in one step, keeping no backup (for files, such as the
+    secrets vault, that must not leave an older copy behind). Created private to its owner."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_new_version(path, data, None)
+    _fsync_dir(path.parent)
+
+
+def _write_new_version(path: Path, payload: bytes, now: datetime | None) -> None:
+    """Write ``payload`` beside ``path`` and rename it over; with ``now``, the current
+    version is kept as the backup first."""
     temp = _temp_name(path, "new")
     try:
         with _create_new(temp) as file:
             file.write(payload)
             file.flush()
             os.fsync(file.fileno())
-        _back_up_current(path, now)
+        if now is not None:
+            _back_up_current(path, now)
         _replace(temp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -36,6 +36,7 @@ from typing import Any
 from agent import __version__
 from agent.core.redact import REDACTOR
 from agent.errors import CascadeError
+from agent.store.atomic import write_bytes_atomic
 from agent.store.crypto import (
     DEFAULT_KDF,
     MAX_BODY_BYTES,
@@ -45,7 +46,6 @@ from agent.store.crypto import (
     seal,
     unseal,
 )
-from agent.store.vault import _write_atomic
 
 __all__ = [
     "MAGIC",
@@ -145,7 +145,7 @@ def export_bundle(
         allow_nan=False,
     ).encode("utf-8")
     try:
-        _write_atomic(path, seal(payload, password, magic=MAGIC, params=kdf))
+        write_bytes_atomic(path, seal(payload, password, magic=MAGIC, params=kdf))
     except OSError as exc:
         raise BundleError(
             f"could not be written: {exc.strerror or exc}",

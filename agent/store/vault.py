@@ -31,12 +31,12 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from agent.core.redact import REDACTOR
 from agent.errors import CascadeError, ConfigError
+from agent.store.atomic import write_bytes_atomic
 from agent.store.crypto import (
     DEFAULT_KDF,
     MAX_BODY_BYTES,
@@ -245,7 +245,7 @@ class VaultStore:
         ).encode("utf-8")
         data = seal(payload, self._passphrase, magic=MAGIC, params=self._kdf)
         try:
-            _write_atomic(self._path, data)
+            write_bytes_atomic(self._path, data)
         except OSError as exc:
             raise VaultError(
                 f"could not be saved: {exc.strerror or exc}",
@@ -316,30 +316,6 @@ def _decode(plain: bytes, subject: str) -> Secrets:
 # --- files --------------------------------------------------------------------------------
 # A private helper until agent.store.atomic offers a byte-level write: its write_json_atomic
 # serializes JSON and keeps a .bak, and a vault must keep no second copy of removed keys.
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` in one step (temporary file, fsync, rename, fsync of the
-    folder). The file is created readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:  # mkstemp made it 0600
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    if sys.platform != "win32":  # NTFS journals its renames; POSIX needs the folder flushed
-        with contextlib.suppress(OSError):
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
 
 
 @contextlib.contextmanager
