@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent import __version__
+from agent import __version__, commands
 from agent.core.agent import Agent
 from agent.core.settings import load_settings
 from agent.errors import CascadeError
@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seconds", type=float, default=10.0, help="length of the test stream")
 
+    commands.add_parsers(sub)
+
     doctor = sub.add_parser("doctor", help="check FFmpeg, encoders, keyring and the API port")
     doctor.add_argument("--port", type=int, help="API port to check")
     doctor.add_argument(
@@ -74,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _doctor(args, cfg)
         if args.command == "demo":
             return _demo(args)
+        if args.command in ("profile", "group", "target", "key"):
+            return commands.run(args, cfg)
     except CascadeError as exc:
         print(f"cascade: {exc}", file=sys.stderr)
         return 1
