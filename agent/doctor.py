@@ -29,24 +29,15 @@ class Report:
         self.problems.append(line)
 
 
-def keyring_backend() -> tuple[str, bool]:
-    """The keyring backend ``keyring`` would use, and whether Cascade accepts it."""
+def secret_store_line(config_dir: Path) -> str:
+    """Where stream keys would be kept on this machine, and why (never a key itself)."""
+    from agent.store.secrets import choose_store
+
     try:
-        import keyring
-        from keyring.backends import fail
-    except ImportError:
-        return "the keyring package is not installed", False
-    backend = keyring.get_keyring()
-    name = f"{type(backend).__module__}.{type(backend).__name__}"
-    if isinstance(backend, fail.Keyring):
-        return (
-            "none usable — install and unlock an OS keyring (Secret Service, such as "
-            "gnome-keyring or KWallet, on Linux)",
-            False,
-        )
-    if type(backend).__module__.startswith("keyrings.alt"):
-        return f"{name} stores secrets in plain text, which Cascade refuses", False
-    return name, True
+        return choose_store(config_dir).describe()
+    except CascadeError as exc:
+        # Not fatal (keys can still come from ${ENV_VAR} references); the message says so.
+        return str(exc)
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -90,12 +81,7 @@ def diagnose(config_dir: Path, *, ffmpeg_setting: str | None, port: int, refresh
             if not caps.encoder_status("libx264").usable:
                 report.problem("  libx264 is not usable: re-encode groups cannot run")
     report.add(f"Config directory: {config_dir}")
-    name, ok = keyring_backend()
-    if ok:
-        report.add(f"Keyring: {name}")
-    else:
-        # Not fatal: stream keys can still come from ${ENV_VAR} references.
-        report.add(f"Keyring: {name} (until then, give stream keys as ${{ENV_VAR}} references)")
+    report.add(f"Secret store: {secret_store_line(config_dir)}")
     if port_is_free(port):
         report.add(f"API port {port}: free")
     else:

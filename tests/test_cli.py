@@ -49,7 +49,7 @@ def test_doctor_lists_libx264_usable_and_hardware_encoders_unavailable_with_reas
     for proto in ("rtmp", "rtmps", "srt"):
         assert f"  protocol {proto}: yes" in lines
     assert any(line.startswith("Config directory: ") for line in lines)
-    assert any(line.startswith("Keyring: ") for line in lines)
+    assert any(line.startswith("Secret store: ") for line in lines)
     assert any(line.startswith("API port ") for line in lines)
 
 
