@@ -11,7 +11,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from agent import __version__, commands
@@ -125,9 +125,26 @@ def _run(args: argparse.Namespace, cfg: Path) -> int:
         profile = store.load_active()
         for warning in store.warnings:
             log.warning("%s", warning)
-        agent = Agent(cfg, settings=settings, profile=profile, keys=key_source(cfg, profile.name))
+        keys = key_source(cfg, profile.name, passphrase=_vault_passphrase(cfg))
+        agent = Agent(cfg, settings=settings, profile=profile, keys=keys)
         asyncio.run(_serve(agent))
     return 0
+
+
+def _vault_passphrase(cfg: Path) -> Callable[[], str] | None:
+    """Ask once, at start, for the key vault's passphrase when it is needed and not set."""
+    import getpass
+    import os
+
+    from agent.store.secrets import VAULT_PASSPHRASE_ENV
+    from agent.store.vault import VAULT_FILENAME
+
+    if not (cfg / VAULT_FILENAME).exists() or os.environ.get(VAULT_PASSPHRASE_ENV):
+        return None
+    if sys.stdin is None or not sys.stdin.isatty():
+        return None  # the error at target start says to set CASCADE_VAULT_PASSPHRASE
+    secret = getpass.getpass("Passphrase of Cascade's key vault: ")
+    return lambda: secret
 
 
 async def _serve(agent: Agent) -> None:
