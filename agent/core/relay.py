@@ -21,7 +21,7 @@ from agent.core.push import PUSH_CONFIG, KeySource
 from agent.core.redact import REDACTOR, Redactor
 from agent.core.supervisor import SupervisorConfig
 from agent.core.validate import validate_group
-from agent.errors import ConfigError
+from agent.errors import CascadeError, ConfigError
 from agent.media.capabilities import Capabilities
 from agent.media.flv_hub import FlvHub
 
@@ -195,9 +195,9 @@ class Relay:
     def _check_target(self, target: Target) -> None:
         try:
             resolve_destination(target, self._keys(target))
-        except ConfigError:
-            raise
-        except Exception as exc:  # a key store that failed: say which target
+        except CascadeError:
+            raise  # already says which target and what to do
+        except Exception as exc:  # a key store that failed unexpectedly: say which target
             raise ConfigError(
                 f"its stream key could not be read: {exc}", subject=f"target '{target.id}'"
             ) from exc

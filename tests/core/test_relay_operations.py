@@ -115,3 +115,33 @@ async def test_enabling_a_keyless_target_in_a_live_group_is_refused_and_it_stays
     with pytest.raises(ConfigError, match="target 'twitch'"):
         await relay.enable_target("twitch")
     assert not keyless.enabled
+
+
+async def test_a_missing_stored_key_is_reported_as_it_is_and_nothing_starts() -> None:
+    from agent.store.secrets import MissingKey
+
+    def keys(target: Target) -> str | None:
+        raise MissingKey(
+            "no stream key is stored for it in profile 'default'",
+            subject=f"target '{target.id}'",
+            hint=f"Store it with `cascade key set {target.id}`",
+        )
+
+    relay = Relay(
+        Profile(
+            groups=[
+                Group(
+                    id="main",
+                    targets=[Target(id="twitch", platform=Platform.TWITCH, key_ref="keyring")],
+                )
+            ]
+        ),
+        ffmpeg="ffmpeg",
+        bus=EventBus(),
+        keys=keys,
+    )
+    with pytest.raises(MissingKey) as err:
+        await relay.start_group("main")
+    assert str(err.value).count("target 'twitch'") == 1
+    assert "cascade key set twitch" in str(err.value)
+    assert nothing_started(relay)
