@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import imageio_ffmpeg
 import pytest
+
+from tests.media.flv_samples import ffmpeg_flv
 
 
 @pytest.fixture(autouse=True)
@@ -26,44 +27,11 @@ def ffmpeg_exe() -> str:
 
 
 @pytest.fixture(scope="session")
-def flv_clip(tmp_path_factory: pytest.TempPathFactory, ffmpeg_exe: str) -> Iterator[Path]:
+def flv_clip(tmp_path_factory: pytest.TempPathFactory, ffmpeg_exe: str) -> Path:
     """A 4 s 320x240 30 fps H.264 + AAC FLV clip with a keyframe every second."""
     path = tmp_path_factory.mktemp("media") / "clip.flv"
-    subprocess.run(
-        [
-            ffmpeg_exe,
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-nostdin",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=s=320x240:r=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-            "4",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "30",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "64k",
-            "-f",
-            "flv",
-            str(path),
-        ],
-        check=True,
-        timeout=60,
-    )
-    yield path
+    video = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "30"]
+    return ffmpeg_flv(ffmpeg_exe, path, seconds=4, video=video)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import enum
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -160,8 +161,6 @@ class EventBus:
     """Fan-out of events to queued subscribers and synchronous listeners."""
 
     def __init__(self, *, clock: Callable[[], float] | None = None) -> None:
-        import time
-
         self._clock = clock or time.time
         self._subs: list[Subscription] = []
         self._listeners: list[Listener] = []

@@ -183,7 +183,6 @@ async def test_a_stalled_child_is_detected_and_restarted(ffmpeg_exe: str, flv_cl
     assert backoff.reason == "stalled: no progress for 1 s"
     assert first_pid is not None and gone(first_pid)
     assert feeds == 2  # the restarted child was fed again
-    assert sup.last_progress is None or sup.last_progress.frame is not None
 
 
 async def test_stop_with_q_ends_ffmpeg_cleanly(ffmpeg_exe: str) -> None:
