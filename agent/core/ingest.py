@@ -50,6 +50,8 @@ INGEST_CONFIG = SupervisorConfig(
 )
 
 WRONG_KEY_MARK = "Unexpected stream"
+# FFmpeg echoes the key a refused publisher used; it may be a real key pasted by mistake.
+WRONG_KEY_ECHO = r"Unexpected stream (.*?), expecting"
 
 
 class IngestState(enum.StrEnum):
@@ -77,6 +79,7 @@ class Ingest:
     ) -> None:
         self.settings = settings
         self.hub = hub
+        redactor.add_pattern(WRONG_KEY_ECHO)
         self._bus = bus
         self._ffmpeg = ffmpeg
         self._redactor = redactor

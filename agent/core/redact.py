@@ -8,6 +8,7 @@ URLs and argument lists.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
@@ -22,6 +23,7 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._lock = threading.Lock()
         self._forms: tuple[str, ...] = ()
+        self._patterns: tuple[re.Pattern[str], ...] = ()
         for secret in secrets:
             self.add(secret)
 
@@ -35,16 +37,33 @@ class Redactor:
             # Longest first, so a secret that contains another is hidden whole.
             self._forms = tuple(sorted(merged, key=len, reverse=True))
 
+    def add_pattern(self, pattern: str) -> None:
+        """Hide what a pattern's first group matches: secrets not known in advance, such as
+        the key a stranger's publisher used, which FFmpeg echoes in its warning."""
+        compiled = re.compile(pattern)
+        with self._lock:
+            if compiled not in self._patterns:
+                self._patterns = (*self._patterns, compiled)
+
     def redact(self, text: str) -> str:
         """Return ``text`` with every registered secret replaced by a mask."""
         for form in self._forms:
             if form in text:
                 text = text.replace(form, MASK)
+        for pattern in self._patterns:
+            text = pattern.sub(_mask_group, text)
         return text
 
     def redact_argv(self, argv: Iterable[str]) -> list[str]:
         """Redact every item of an argument list (for logging a command)."""
         return [self.redact(arg) for arg in argv]
+
+
+def _mask_group(match: re.Match[str]) -> str:
+    start, end = match.span(1)
+    whole = match.group(0)
+    offset = match.start(0)
+    return whole[: start - offset] + MASK + whole[end - offset :]
 
 
 #: The process-wide redactor that stores register keys with and loggers read from.

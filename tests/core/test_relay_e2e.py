@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import json
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -304,7 +305,8 @@ async def test_the_ingest_listens_again_quickly_after_the_publisher_leaves(rig: 
 
 async def test_a_publisher_with_a_wrong_key_is_refused(rig: Rig) -> None:
     relay = await rig.start([])
-    url = f"{relay.profile.ingest.obs_url}/not-the-key"
+    pasted = "live_PASTED_twitch_key"  # someone's real key, typed into the wrong field
+    url = f"{relay.profile.ingest.obs_url}/{pasted}"
     intruder = Publisher(rig.ffmpeg, rig.clip, url, seconds=3)
     await intruder.start()
     await intruder.wait()
@@ -312,6 +314,11 @@ async def test_a_publisher_with_a_wrong_key_is_refused(rig: Rig) -> None:
     assert relay.source.bytes_in == 0
     errors = [e for e in rig.events if e.kind == "error"]
     assert errors and "wrong stream key" in errors[0].to_dict()["message"]
+    logged = [e.to_dict()["line"] for e in rig.events if e.kind == "log"]
+    assert any("Unexpected stream [redacted]" in line for line in logged)
+    everything = json.dumps([e.to_dict() for e in rig.events]) + relay.ingest.supervisor.reason
+    everything += "\n".join(relay.ingest.supervisor.stderr_tail())
+    assert pasted not in everything and INGEST_KEY not in everything
 
 
 async def test_a_server_that_stops_reading_is_cut_off_without_slowing_the_others(
