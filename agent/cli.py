@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent import __version__, commands
 from agent.core.agent import Agent
@@ -21,6 +22,10 @@ from agent.errors import CascadeError
 from agent.logs import setup_logging
 from agent.paths import config_dir, log_dir
 from agent.platform.watchdog import WATCHDOG_FLAG
+
+if TYPE_CHECKING:
+    from agent.api.server import ApiServer
+    from agent.core.model import Target
 
 log = logging.getLogger("agent.cli")
 
@@ -42,7 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="start the agent and keep it running")
     run.add_argument("--headless", action="store_true", help="run without the tray icon")
-    run.add_argument("--port", type=int, help="local API port")
+    run.add_argument("--port", type=int, help="local API port (default 47830)")
+    run.add_argument(
+        "--bind",
+        metavar="ADDR",
+        help="API address (default 127.0.0.1); another one is reachable from the network",
+    )
 
     demo = sub.add_parser(
         "demo", help="relay a synthetic test stream to local outputs and check every one"
@@ -111,23 +121,52 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, cfg: Path) -> int:
+    from agent.api.server import ApiServer
+    from agent.api.token import TokenStore
+    from agent.control import Control
+    from agent.core.redact import REDACTOR
     from agent.platform.single_instance import InstanceLock
     from agent.store.profiles import ProfileStore
-    from agent.store.secrets import key_source
+    from agent.store.secrets import SecretStore, choose_store, key_source
 
     setup_logging(log_dir(args.config_dir), verbose=args.verbose)
     store = ProfileStore(cfg)
     settings = store.load_settings()
     if args.port is not None:
         settings.api_port = args.port
+    if args.bind is not None:
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(args.bind)
+        except ValueError:
+            raise CascadeError(
+                f"'{args.bind}' is not an IP address",
+                subject="--bind",
+                hint="Use 127.0.0.1 (this machine only), or an address of this machine",
+            ) from None
+        settings.api_bind = args.bind
     with InstanceLock(cfg) as lock:
-        lock.set_port(settings.api_port)
         profile = store.load_active()
         for warning in store.warnings:
             log.warning("%s", warning)
-        keys = key_source(cfg, profile.name, passphrase=_vault_passphrase(cfg))
-        agent = Agent(cfg, settings=settings, profile=profile, keys=keys)
-        asyncio.run(_serve(agent))
+        passphrase = _vault_passphrase(cfg)
+        opened: list[SecretStore] = []
+
+        def secrets() -> SecretStore:
+            if not opened:
+                opened.append(choose_store(cfg, passphrase=passphrase))
+            return opened[0]
+
+        def keys_for(name: str) -> Callable[[Target], str | None]:
+            return key_source(cfg, name, passphrase=passphrase)
+
+        token = TokenStore(cfg).get_or_create()
+        REDACTOR.add(token)
+        agent = Agent(cfg, settings=settings, profile=profile, keys=keys_for(profile.name))
+        control = Control(agent, store, secrets=secrets, keys_for=keys_for)
+        server = ApiServer(control, token=token, port=settings.api_port, bind=settings.api_bind)
+        asyncio.run(_serve(agent, server, on_listening=lock.set_port))
     return 0
 
 
@@ -147,8 +186,8 @@ def _vault_passphrase(cfg: Path) -> Callable[[], str] | None:
     return lambda: secret
 
 
-async def _serve(agent: Agent) -> None:
-    """Run the agent until SIGINT or SIGTERM, then stop every child cleanly."""
+async def _serve(agent: Agent, server: ApiServer, *, on_listening: Callable[[int], None]) -> None:
+    """Run the API and the agent until SIGINT or SIGTERM, then stop every child cleanly."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -156,10 +195,18 @@ async def _serve(agent: Agent) -> None:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # Windows: no loop signal handlers
             signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
-    await agent.start()
-    log.info("Cascade %s running (config: %s); Ctrl-C stops it", __version__, agent.config_dir)
+    await server.start()  # first, so /healthz answers while FFmpeg is being probed
+    on_listening(server.port)
     try:
+        await agent.start()
+        log.info(
+            "Cascade %s running (config: %s, API: %s); Ctrl-C stops it",
+            __version__,
+            agent.config_dir,
+            server.url,
+        )
         await stop.wait()
     finally:
         log.info("stopping")
+        await server.stop()
         await agent.stop()

@@ -12,6 +12,8 @@ the FFmpeg binary) and what to do next. Foreign errors are translated at the bou
     ├── SupervisorError           misuse of a supervisor (start after close, ...)
     │   └── IllegalTransition     a process state change that the state machine forbids
     ├── ConfigError               a setting or command-line value is invalid
+    ├── Conflict                  an action the current state refuses (a live group's
+    │                             encoding edited, a profile switched while live)
     └── ContainmentError          a child could not be tied to the agent's lifetime
                                   (agent.platform.containment)
 """
@@ -57,3 +59,7 @@ class IllegalTransition(SupervisorError):
 
 class ConfigError(CascadeError):
     """Raised when a setting or a command-line value is invalid."""
+
+
+class Conflict(CascadeError):
+    """Raised when an action cannot happen in the current state; nothing was changed."""

@@ -16,7 +16,7 @@ from agent.core.push import KeySource
 from agent.core.relay import Relay, key_from_target
 from agent.core.settings import Settings, load_settings
 from agent.core.supervisor import ChildSpec, Supervisor, SupervisorConfig
-from agent.errors import CascadeError, FFmpegError
+from agent.errors import CascadeError, Conflict, FFmpegError
 from agent.media.capabilities import Capabilities, probe_capabilities_async
 from agent.media.ffmpeg import FFmpegBinary, find_ffmpeg
 from agent.paths import cache_dir
@@ -64,7 +64,11 @@ class Agent:
         log.info("using FFmpeg %s at %s", self.ffmpeg.version, self.ffmpeg.path)
         self._probe = asyncio.create_task(self.refresh_capabilities(), name="probe")
         self.relay = Relay(
-            self.profile, ffmpeg=str(self.ffmpeg.path), bus=self.bus, keys=self._keys
+            self.profile,
+            ffmpeg=str(self.ffmpeg.path),
+            bus=self.bus,
+            capabilities=self.capabilities,
+            keys=self._keys,
         )
         await self.relay.start()
         log.info("ingest: %s", self.profile.ingest.obs_url)
@@ -86,6 +90,57 @@ class Agent:
         usable = ", ".join(self.capabilities.usable_video_encoders()) or "none"
         log.info("video encoders usable: %s", usable)
         return self.capabilities
+
+    async def apply_profile(self, profile: Profile) -> None:
+        """Follow an edited version of the running profile, touching only what changed.
+
+        Raises :class:`~agent.errors.Conflict` (nothing changed) when the edit would change
+        something that is running; see :meth:`Relay.check`.
+        """
+        if self.relay is not None:
+            await self.relay.apply(profile)
+        self.profile = profile
+
+    def check_profile(self, profile: Profile) -> None:
+        """Raise :class:`~agent.errors.Conflict` if :meth:`apply_profile` would refuse."""
+        if self.relay is not None:
+            self.relay.check(profile)
+
+    @property
+    def idle(self) -> bool:
+        """No stream is coming in and no group wants output."""
+        relay = self.relay
+        if relay is None:
+            return True
+        receiving = relay.source.session_active
+        return not receiving and not any(g.wants_output for g in relay.groups.values())
+
+    async def switch_profile(self, profile: Profile, keys: KeySource) -> None:
+        """Run another profile: the ingest and every group are replaced.
+
+        Refused with :class:`~agent.errors.Conflict` unless the agent is :attr:`idle`, so a
+        switch never ends a stream.
+        """
+        if not self.idle:
+            raise Conflict(
+                "a stream is live or a group is started or armed",
+                subject=f"profile '{self.profile.name}'",
+                hint="Stop every group (cascade stop-all) and stop streaming in OBS first",
+            )
+        self.profile, self._keys = profile, keys
+        if self.relay is None:
+            return
+        await self.relay.stop()
+        assert self.ffmpeg is not None
+        self.relay = Relay(
+            profile,
+            ffmpeg=str(self.ffmpeg.path),
+            bus=self.bus,
+            capabilities=self.capabilities,
+            keys=keys,
+        )
+        await self.relay.start()
+        log.info("profile %s; ingest: %s", profile.name, profile.ingest.obs_url)
 
     def supervise(self, spec: ChildSpec, config: SupervisorConfig | None = None) -> Supervisor:
         """Create (not start) a supervisor for ``spec`` that :meth:`stop` will stop."""

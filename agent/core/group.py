@@ -94,11 +94,17 @@ class GroupRuntime:
         self.pushes: dict[str, FFmpegPush] = {}
         for target in group.targets:
             self.add_push(target)
-        bus.add_listener(self._on_event)
+        self._unlisten = bus.add_listener(self._on_event)
 
     @property
     def id(self) -> str:
         return self.group.id
+
+    @property
+    def busy(self) -> bool:
+        """Any child of this group (its encoder, a push) is running or about to."""
+        encoding = self.encoder is not None and self.encoder.state.is_active
+        return encoding or any(push.busy for push in self.pushes.values())
 
     @property
     def wants_output(self) -> bool:
@@ -161,6 +167,45 @@ class GroupRuntime:
         push.target.enabled = False
         await push.stop()
         push.publish_state()
+
+    async def follow(self, group: Group) -> None:
+        """Adopt an edited model of this group whose encoding is unchanged.
+
+        Removed targets end cleanly, added ones start if the group is live and they are
+        enabled, a target switched on or off starts or stops; no other target is touched.
+        """
+        self.group = group
+        wanted = {t.id: t for t in group.targets}
+        for target_id in [tid for tid in self.pushes if tid not in wanted]:
+            gone = self.pushes.pop(target_id)
+            await gone.stop()
+            gone.close()
+        pushes: dict[str, FFmpegPush] = {}
+        changed: list[FFmpegPush] = []
+        for target in group.targets:
+            push = self.pushes.get(target.id)
+            if push is None:
+                push = self.add_push(target)
+                changed.append(push)
+            else:
+                if push.target.enabled != target.enabled:
+                    changed.append(push)
+                push.retarget(target)
+            pushes[target.id] = push
+        self.pushes = pushes
+        for push in changed:
+            if not push.target.enabled:
+                await push.stop()
+            elif self.wants_output and self.hub.session_active:
+                await push.start()
+            push.publish_state()
+        self.publish_state()
+
+    def close(self) -> None:
+        """Stop listening to the bus; for a group being removed (shut it down first)."""
+        self._unlisten()
+        for push in self.pushes.values():
+            push.close()
 
     async def shutdown(self) -> None:
         """Stop every child for the agent's exit (the profile's arming is left as it is)."""

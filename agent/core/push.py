@@ -99,7 +99,7 @@ class FFmpegPush:
             config=config,
             redactor=redactor,
         )
-        bus.add_listener(self._on_event)
+        self._unlisten = bus.add_listener(self._on_event)
 
     # -- Egress -----------------------------------------------------------------------------
 
@@ -125,6 +125,20 @@ class FFmpegPush:
     async def stop(self) -> None:
         await self.supervisor.stop()
         self.publish_state()
+
+    @property
+    def busy(self) -> bool:
+        """Its child is running or about to (starting, running, waiting to retry)."""
+        return self.supervisor.state.is_active
+
+    def retarget(self, target: Target) -> None:
+        """Adopt an edited model of the same target (the destination is resolved anew)."""
+        self.target = target
+        self._destination = None
+
+    def close(self) -> None:
+        """Stop listening to the bus; for a push being removed (stop it first)."""
+        self._unlisten()
 
     def stats(self) -> TargetStats:
         sup = self.supervisor

@@ -15,13 +15,13 @@ from typing import Any
 from agent.core.events import EventBus, StatsUpdated
 from agent.core.group import GroupRuntime
 from agent.core.ingest import Ingest
-from agent.core.model import Profile, Target
+from agent.core.model import Group, Profile, Target
 from agent.core.platforms import resolve_destination
 from agent.core.push import PUSH_CONFIG, KeySource
 from agent.core.redact import REDACTOR, Redactor
 from agent.core.supervisor import SupervisorConfig
 from agent.core.validate import validate_group
-from agent.errors import CascadeError, ConfigError
+from agent.errors import CascadeError, ConfigError, Conflict
 from agent.media.capabilities import Capabilities
 from agent.media.flv_hub import FlvHub
 
@@ -61,25 +61,19 @@ class Relay:
         self.ingest = Ingest(
             profile.ingest, ffmpeg=ffmpeg, bus=bus, hub=self.source, redactor=redactor
         )
-        self.groups: dict[str, GroupRuntime] = {
-            g.id: GroupRuntime(
-                g,
-                source=self.source,
-                ffmpeg=ffmpeg,
-                bus=bus,
-                keys=keys,
-                redactor=redactor,
-                push_config=push_config,
-                max_lag_bytes=max_lag_bytes,
-            )
-            for g in profile.groups
-        }
+        self._ffmpeg = ffmpeg
+        self._redactor = redactor
+        self._push_config = push_config
+        self._max_lag_bytes = max_lag_bytes
+        self.groups: dict[str, GroupRuntime] = {g.id: self._runtime(g) for g in profile.groups}
         self._stats_task: asyncio.Task[None] | None = None
+        self._started = False
 
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Start listening for OBS; armed groups go live when it publishes."""
+        self._started = True
         await self.ingest.start()
         self._stats_task = asyncio.create_task(self._publish_stats(), name="stats")
 
@@ -91,6 +85,84 @@ class Relay:
                 await self._stats_task
         await asyncio.gather(*(g.shutdown() for g in self.groups.values()))
         await self.ingest.stop()
+        for group in self.groups.values():
+            group.close()
+        self._started = False
+
+    # -- following an edited profile --------------------------------------------------------
+
+    def check(self, new: Profile) -> None:
+        """Raise :class:`Conflict` if following ``new`` would change something running.
+
+        Allowed live: names, added groups and targets, targets switched on or off, and any
+        change to what is not running. Refused live: the ingest while a stream comes in, a
+        group's encoding while its encoder or a target runs, a sending target's destination,
+        and removing a group or target that is sending.
+        """
+        if new.ingest != self.profile.ingest and self.source.session_active:
+            raise Conflict(
+                "a stream is coming in, so its settings cannot change now",
+                subject="ingest",
+                hint="Stop streaming in OBS, change the ingest, then start streaming again",
+            )
+        edited = {g.id: g for g in new.groups}
+        for group_id, runtime in self.groups.items():
+            group = edited.get(group_id)
+            if group is None or _encoding(group) != _encoding(runtime.group):
+                if runtime.busy:
+                    what = "removed" if group is None else "re-encoded differently"
+                    raise Conflict(
+                        f"it is live, so it cannot be {what} now",
+                        subject=f"group '{group_id}'",
+                        hint=f"Stop it first (cascade stop {group_id}), then try again",
+                    )
+                continue
+            targets = {t.id: t for t in group.targets}
+            for target_id, push in runtime.pushes.items():
+                target = targets.get(target_id)
+                if not push.busy or (target is not None and not target.enabled):
+                    continue
+                if target is None or _destination(target) != _destination(push.target):
+                    what = "removed" if target is None else "sent elsewhere"
+                    raise Conflict(
+                        f"it is sending, so it cannot be {what} now",
+                        subject=f"target '{target_id}'",
+                        hint=f"Switch it off first (cascade toggle {target_id}), then try again",
+                    )
+
+    async def apply(self, new: Profile) -> None:
+        """Follow an edited profile, touching only what changed (see :meth:`check`)."""
+        self.check(new)
+        old, self.profile = self.profile, new
+        if new.ingest != old.ingest:
+            self.ingest.settings = new.ingest
+            if self._started:
+                await self.ingest.stop()
+                await self.ingest.start()
+        runtimes: dict[str, GroupRuntime] = {}
+        retired: list[GroupRuntime] = []
+        fresh: list[GroupRuntime] = []
+        for group in new.groups:
+            runtime = self.groups.get(group.id)
+            if runtime is not None and _encoding(group) == _encoding(runtime.group):
+                await runtime.follow(group)
+            else:
+                if runtime is not None:
+                    retired.append(runtime)
+                live = runtime.live if runtime is not None else False
+                runtime = self._runtime(group)
+                runtime.live = live
+                fresh.append(runtime)
+            runtimes[group.id] = runtime
+        retired.extend(r for gid, r in self.groups.items() if gid not in runtimes)
+        self.groups = runtimes
+        for runtime in retired:
+            await runtime.shutdown()
+            runtime.close()
+        for runtime in fresh:
+            runtime.publish_state()
+            if self._started:
+                runtime.source_started()
 
     # -- operations -------------------------------------------------------------------------
 
@@ -182,6 +254,18 @@ class Relay:
 
     # -- internals --------------------------------------------------------------------------
 
+    def _runtime(self, group: Group) -> GroupRuntime:
+        return GroupRuntime(
+            group,
+            source=self.source,
+            ffmpeg=self._ffmpeg,
+            bus=self.bus,
+            keys=self._keys,
+            redactor=self._redactor,
+            push_config=self._push_config,
+            max_lag_bytes=self._max_lag_bytes,
+        )
+
     def _group(self, group_id: str) -> GroupRuntime:
         self.profile.group(group_id)  # raises UnknownId with the known ids
         return self.groups[group_id]
@@ -216,3 +300,13 @@ class Relay:
             for group in self.groups.values():
                 if group.wants_output or group.hub.session_active:
                     self.bus.publish(StatsUpdated(group=group.id, stats=group.stats()))
+
+
+def _encoding(group: Group) -> tuple[object, ...]:
+    """What a group's encoder does: a change needs a new encoder."""
+    return (group.mode, group.video, group.audio)
+
+
+def _destination(target: Target) -> tuple[object, ...]:
+    """Where a target sends: a change needs a new child."""
+    return (target.platform, target.url, target.key_ref, target.key, target.backup)

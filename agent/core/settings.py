@@ -1,4 +1,4 @@
-"""Agent-wide settings (not per profile): which FFmpeg to use, the API port.
+"""Agent-wide settings (not per profile): which FFmpeg to use, the API's address and port.
 
 Kept in ``settings.json`` in the config directory and read and written through
 :mod:`agent.store.atomic`: a save is atomic and keeps the previous version as
@@ -9,6 +9,7 @@ a warning that says so.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -19,6 +20,7 @@ from agent.store.atomic import read_json, write_json_atomic
 log = logging.getLogger(__name__)
 
 DEFAULT_API_PORT = 47830
+DEFAULT_API_BIND = "127.0.0.1"
 SETTINGS_FILE = "settings.json"
 
 
@@ -28,6 +30,9 @@ class Settings:
 
     ffmpeg: str | None = None  # path or command; None = the bundled FFmpeg
     api_port: int = DEFAULT_API_PORT
+    # The API listens on loopback only. Any other address must be set here on purpose; the
+    # API then answers there too, still only with its token.
+    api_bind: str = DEFAULT_API_BIND
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
@@ -42,6 +47,10 @@ class Settings:
         port = settings.api_port
         if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
             raise ValueError("api_port: expected a port number from 1 to 65535")
+        try:
+            ipaddress.ip_address(settings.api_bind)
+        except ValueError:
+            raise ValueError("api_bind: expected an IP address such as 127.0.0.1") from None
         return settings
 
     def to_dict(self) -> dict[str, Any]:

@@ -23,6 +23,13 @@ JsonObject = dict[str, Any]
 _NESTED = frozenset({"video", "audio"})
 
 
+def edit_ingest(profile: Profile, changes: Mapping[str, Any]) -> Profile:
+    """A copy of ``profile`` with the ingest's settings changed (kind, bind, port, key...)."""
+    data = profile_to_dict(profile)
+    data["ingest"] = {**data["ingest"], **changes}
+    return _checked(data, None, None)
+
+
 def add_group(profile: Profile, spec: Mapping[str, Any], caps: Capabilities | None) -> Profile:
     """A copy of ``profile`` with a new group (``spec`` holds its settings; no targets yet)."""
     spec = dict(spec)
