@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from agent.core.backoff import BackoffPolicy
 from agent.core.egress import TargetStats
-from agent.core.events import Event, EventBus, ProcessStateChanged, TargetStateChanged
+from agent.core.events import (
+    ErrorRaised,
+    Event,
+    EventBus,
+    ProcessStateChanged,
+    TargetStateChanged,
+)
 from agent.core.model import Target
 from agent.core.platforms import resolve_destination
 from agent.core.redact import REDACTOR, Redactor
@@ -29,6 +36,7 @@ from agent.core.supervisor import (
     SupervisorConfig,
 )
 from agent.media.args import Destination, push_argv
+from agent.media.exit_reasons import suggestion
 from agent.media.flv_hub import FlvHub, HubSubscriber, pump
 from agent.media.progress import Progress
 
@@ -84,6 +92,7 @@ class FFmpegPush:
         self._dropped_before = 0
         self._destination: Destination | None = None
         self._published = ""
+        self._told = ""  # the failure last reported as an error event
         self._last: Progress | None = None
         self._rate: tuple[float | None, float | None] = (None, None)  # kbps, fps right now
         self.supervisor = Supervisor(
@@ -193,6 +202,17 @@ class FFmpegPush:
                 group=self.group_id, target=self.target.id, state=state, reason=reason
             )
         )
+        if reason and _gist(reason) != self._told:
+            # Once per distinct failure (not per retry), with what the person can do.
+            self._told = _gist(reason)
+            self._bus.publish(
+                ErrorRaised(
+                    source=f"target:{self.target.id}",
+                    message=f"target '{self.target.id}' {reason}",
+                    hint=suggestion(reason, self.target.id, permanent=state == "failed"),
+                )
+            )
+
 
     # -- the child --------------------------------------------------------------------------
 
@@ -230,6 +250,8 @@ class FFmpegPush:
     def _on_progress(self, progress: Progress) -> None:
         """Rates between two progress blocks: what is flowing now, not since the start."""
         last, self._last = self._last, progress
+        if progress.frame:
+            self._told = ""  # frames flow: a later failure is news again
         if last is None or progress.at <= last.at:
             self._rate = (progress.bitrate_kbps, progress.fps)
             return
@@ -245,3 +267,11 @@ class FFmpegPush:
     def _on_event(self, event: Event) -> None:
         if isinstance(event, ProcessStateChanged) and event.name == self.supervisor.name:
             self.publish_state()
+
+
+_NOISE = re.compile(r"^(?:exited with code -?\d+|was killed by signal \d+): | @ 0x[0-9a-f]+")
+
+
+def _gist(reason: str) -> str:
+    """A failure without what changes from one retry to the next (exit code, addresses)."""
+    return _NOISE.sub("", reason)

@@ -70,3 +70,46 @@ def classify_exit(returncode: int | None, tail: Sequence[str]) -> Failure:
     reason = f"{code}: {detail}" if detail else code
     permanent = any(p.search(line) for line in tail[-10:] for p in _PERMANENT)
     return Failure(reason=reason, permanent=permanent)
+
+
+# What a person can do about a target's failure, by what FFmpeg said.
+_SUGGESTIONS = (
+    (
+        re.compile(r"Connection refused", re.IGNORECASE),
+        "The server is not accepting connections: check the URL; Cascade keeps retrying",
+    ),
+    (
+        re.compile(r"\b(?:401|403)\b|Unauthorized|Forbidden|authenticat", re.IGNORECASE),
+        "The platform refused the stream: store the right key with 'cascade key set {id}'",
+    ),
+    (
+        re.compile(r"resolve|Name or service not known|nodename nor servname", re.IGNORECASE),
+        "The server's name could not be found: check the URL and the internet connection",
+    ),
+    (
+        re.compile(r"timed out|Connection timed out", re.IGNORECASE),
+        "The server did not answer: check the network; Cascade keeps retrying",
+    ),
+    (
+        re.compile(r"Broken pipe|Connection reset|Input/output error|End of file", re.IGNORECASE),
+        "The platform closed the connection: check the stream key and that the platform "
+        "expects a stream now; Cascade keeps retrying",
+    ),
+    (
+        re.compile(r"No such file or directory|Permission denied|No space left", re.IGNORECASE),
+        "The recording cannot be written there: check the folder, its permissions and free space",
+    ),
+)
+
+
+def suggestion(reason: str, target_id: str, *, permanent: bool = False) -> str:
+    """What a person can do about a target that failed for ``reason``."""
+    for pattern, text in _SUGGESTIONS:
+        if pattern.search(reason):
+            return text.format(id=target_id)
+    if permanent:
+        return (
+            f"Retrying cannot help: fix target '{target_id}' (cascade target edit {target_id}), "
+            f"then switch it off and on (cascade toggle {target_id})"
+        )
+    return "Cascade keeps retrying with growing delays; the log has the details"

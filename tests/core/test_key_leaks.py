@@ -1,4 +1,5 @@
-"""No stream key, whole or encoded, reaches a log line, an event, the status or an error.
+"""No stream key, whole or encoded, reaches a log line, an event, the status, an error or an
+answer of the local API.
 
 A relay streams to a live server and to a dead one with recognisable keys; then every output
 a person or a program could read is searched for them.
@@ -14,9 +15,17 @@ from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from agent.api.app import create_app
+from agent.api.security import Guard
+from agent.control import Control
+from agent.core.agent import Agent
 from agent.core.model import Group, Target
+from agent.core.relay import Relay, key_from_target
 from agent.logs import RedactingFilter
+from agent.store.profiles import ProfileStore
+from agent.store.secrets import SecretStore
 from tests.core.test_relay_e2e import Rig
 from tests.streams import free_port
 
@@ -41,6 +50,41 @@ def agent_log() -> Iterator[io.StringIO]:
     yield text
     root.removeHandler(handler)
     root.setLevel(old_level)
+
+
+async def api_answers(relay: Relay, config: Path) -> str:
+    """Every answer the local API gives about this relay, and two of its errors, as text."""
+    agent = Agent(config, profile=relay.profile)
+    agent.relay = relay
+    control = Control(
+        agent, ProfileStore(config), secrets=_no_store, keys_for=lambda name: key_from_target
+    )
+    guard = Guard("t" * 32, port=0)
+    answers: list[str] = []
+    async with TestClient(TestServer(create_app(control, guard))) as client:
+        guard.port = client.server.port or 0
+        auth = {"Authorization": f"Bearer {'t' * 32}"}
+        for path in ("status", "stats", "profile", "groups", "groups/main", "targets/alpha"):
+            answer = await client.get(f"/api/v1/{path}", headers=auth)
+            answers.append(await answer.text())
+        # Errors about the keyed targets: a key pasted into a bad URL, a bad key.
+        changed = await client.patch(
+            "/api/v1/targets/alpha", headers=auth, json={"url": f"ftp://example/{LIVE_KEY}"}
+        )
+        assert changed.status == 422, await changed.text()
+        answers.append(await changed.text())
+        bad = await client.put(
+            "/api/v1/targets/dead/key", headers=auth, json={"key": f"{DEAD_KEY} {LIVE_KEY}"}
+        )
+        assert bad.status == 422, await bad.text()
+        answers.append(await bad.text())
+        async with client.ws_connect("/api/v1/events", headers=auth) as ws:
+            answers.append(str((await ws.receive()).data))
+    return "\n".join(answers)
+
+
+def _no_store() -> SecretStore:
+    raise AssertionError("no secret store is needed here")
 
 
 @pytest.mark.slow
@@ -68,6 +112,7 @@ async def test_keys_never_reach_logs_events_status_or_errors(
         await publisher.wait()
         await server.wait_sessions(1)
         status = json.dumps(relay.status())
+        answers = await api_answers(relay, tmp_path / "config")
         push = relay.groups["main"].pushes["dead"]
         errors = [push.supervisor.reason, *push.supervisor.stderr_tail()]
         errors += relay.groups["main"].pushes["alpha"].supervisor.stderr_tail()
@@ -82,7 +127,9 @@ async def test_keys_never_reach_logs_events_status_or_errors(
         "events": events,
         "status": status,
         "errors": "\n".join(errors),
+        "API answers": answers,
     }
+    assert '"has_key": true' in answers, "the API answers were not collected"
     assert "Connection refused" in outputs["errors"], "the dead target never failed"
     assert "[redacted]" in outputs["log"], "the keys never reached the log path at all"
     assert len(server.sessions) == 1, "the live target did not stream"

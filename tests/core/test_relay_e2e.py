@@ -251,6 +251,11 @@ async def test_a_dead_server_makes_only_its_target_retry_and_it_streams_again(ri
     assert delays[:3] == pytest.approx([0.5, 1.0, 2.0])
     assert rig.target_state("alpha") == "live"
     assert relay.status()["groups"][0]["targets"][1]["last_error"]
+    told = [e.to_dict() for e in rig.events if e.kind == "error"]
+    assert told and all(e["source"] == "target:beta" for e in told), told
+    refused = [e for e in told if "Connection refused" in e["message"]]
+    assert refused and "not accepting connections" in refused[0]["hint"], told
+    assert len(told) < len(delays), [e["message"] for e in told]  # not one per retry
 
     beta = rig.platforms["beta"]
     await beta.start()  # the platform is back
