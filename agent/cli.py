@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent import __version__, commands
+from agent import __version__, commands, remote
 from agent.core.agent import Agent
 from agent.core.settings import load_settings
 from agent.errors import CascadeError
@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seconds", type=float, default=10.0, help="length of the test stream")
 
     commands.add_parsers(sub)
+    remote.add_parsers(sub)  # status, start|stop|toggle ID, start-all, stop-all, token
 
     doctor = sub.add_parser("doctor", help="check FFmpeg, encoders, keyring and the API port")
     doctor.add_argument("--port", type=int, help="API port to check")
@@ -88,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args)
         if args.command in ("profile", "group", "target", "key"):
             return commands.run(args, cfg)
+        if args.command in remote.COMMANDS:
+            return remote.run(args, cfg)
     except CascadeError as exc:
         print(f"cascade: {exc}", file=sys.stderr)
         return 1

@@ -29,7 +29,7 @@ from agent.core.validate import ValidationError
 from agent.errors import CascadeError, Conflict
 from agent.store import editing
 from agent.store.codec import KEYRING_REF, profile_to_dict
-from agent.store.profiles import ProfileStore
+from agent.store.profiles import ProfileStore, UnknownProfile
 from agent.store.secrets import SecretStore
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,8 @@ class Control:
         relay = self.agent.relay
         body = relay.status() if relay is not None else _offline_status(self.profile)
         problem = self.agent.ffmpeg_error
+        if relay is None and problem is None:  # answered before the agent has found FFmpeg
+            body["ingest"]["reason"] = "the agent is starting"
         return {
             "version": __version__,
             "profile": self.profile.name,
@@ -100,7 +102,7 @@ class Control:
     async def group_action(self, group_id: str, action: str) -> JsonObject:
         """``start``, ``stop``, ``toggle``, ``arm`` or ``disarm`` a group; its new state."""
         async with self._lock:
-            relay = self._relay()
+            relay = await self._relay()
             self.profile.group(group_id)
             operations = {
                 "start": relay.start_group,
@@ -117,7 +119,7 @@ class Control:
     async def target_action(self, target_id: str, action: str) -> JsonObject:
         """``enable``, ``disable`` or ``toggle`` one target; no other target is touched."""
         async with self._lock:
-            relay = self._relay()
+            relay = await self._relay()
             self.profile.target(target_id)
             operations = {
                 "enable": relay.enable_target,
@@ -130,12 +132,12 @@ class Control:
 
     async def start_all(self) -> JsonObject:
         async with self._lock:
-            await self._relay().start_all()
+            await (await self._relay()).start_all()
             return self.status()
 
     async def stop_all(self) -> JsonObject:
         async with self._lock:
-            await self._relay().stop_all()
+            await (await self._relay()).stop_all()
             self._save(self.profile)
             return self.status()
 
@@ -230,9 +232,12 @@ class Control:
                     hint='Send {"key": "..."} with the key from the platform\'s dashboard',
                 )
             key = key.strip()
-            if len(key) > MAX_KEY_LENGTH or any(ch.isspace() for ch in key):
+            # Not printable: a control character (a NUL cannot even reach FFmpeg) or half a
+            # UTF-16 pair, which no keyring or file can store.
+            if len(key) > MAX_KEY_LENGTH or not key.isprintable() or " " in key:
                 raise ValidationError(
-                    "this does not look like a stream key (too long, or it has spaces)",
+                    "this does not look like a stream key (too long, or it has spaces or "
+                    "invisible characters)",
                     field="key",
                     subject=f"target '{target_id}'",
                     hint="Copy only the key from the platform's dashboard",
@@ -254,6 +259,12 @@ class Control:
         async with self._lock:
             if name == self.profile.name:
                 return self.profiles()
+            known = await asyncio.to_thread(self.store.list)
+            if name not in known:  # a name that cannot be a profile too: 404, like any id
+                raise UnknownProfile(
+                    f"there is no profile '{name}'",
+                    hint=f"Known profiles: {', '.join(known) or 'none yet'}",
+                )
             profile = await asyncio.to_thread(self.store.load, name)
             await self.agent.switch_profile(profile, self._keys_for(name))
             await asyncio.to_thread(self.store.use, name)
@@ -262,10 +273,17 @@ class Control:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _relay(self) -> Relay:
+    async def _relay(self) -> Relay:
+        await self.agent.wait_started()
         relay = self.agent.relay
         if relay is None:
             problem = self.agent.ffmpeg_error
+            if problem is None:  # the API answers before the agent has found FFmpeg
+                raise Conflict(
+                    "the agent is still starting",
+                    subject="agent",
+                    hint="Try again in a moment",
+                )
             raise Conflict(
                 "nothing can start: FFmpeg is not available",
                 subject="agent",
@@ -278,6 +296,7 @@ class Control:
 
     async def _edit(self, edited: Profile) -> None:
         """Save an edited profile and make the running relay follow it (checked first)."""
+        await self.agent.wait_started()
         self.agent.check_profile(edited)
         self._save(edited)
         await self.agent.apply_profile(edited)

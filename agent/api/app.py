@@ -35,7 +35,8 @@ from agent.errors import CascadeError, Conflict
 from agent.store.atomic import StoreError
 from agent.store.codec import NewerSchema
 from agent.store.profiles import ProfileExists, UnknownProfile
-from agent.store.secrets import SecretStoreError
+from agent.store.secrets import MissingKey, SecretStoreError
+from agent.store.vault import VaultError
 
 log = logging.getLogger(__name__)
 
@@ -210,9 +211,10 @@ def _status_of(exc: CascadeError) -> tuple[int, str]:
         return 404, "not_found"
     if isinstance(exc, ValidationError):
         return 422, "invalid"
-    if isinstance(exc, Conflict | ProfileExists | NewerSchema):
+    # A missing stream key is the set-up not allowing it now, not a store that refused.
+    if isinstance(exc, Conflict | ProfileExists | NewerSchema | MissingKey):
         return 409, "conflict"
-    if isinstance(exc, StoreError | SecretStoreError):
+    if isinstance(exc, StoreError | SecretStoreError | VaultError):
         return 503, "unavailable"
     return 409, "conflict"  # a configuration that does not allow it now (a missing key, ...)
 
@@ -234,7 +236,12 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 async def _body(request: web.Request, *, required: bool = True) -> dict[str, Any]:
     """The request's JSON object; 400 if it is not one, 413 if it is too large."""
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except web.RequestPayloadError:  # e.g. a Content-Encoding the body does not match
+        raise ApiError(
+            400, "bad_request", "the body could not be read (is its Content-Encoding right?)"
+        ) from None
     if not raw.strip():
         if required:
             raise ApiError(400, "bad_request", "the request needs a JSON object as its body")
@@ -243,8 +250,16 @@ async def _body(request: web.Request, *, required: bool = True) -> dict[str, Any
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "bad_request", f"the body is not valid JSON ({exc})") from None
+    except RecursionError:  # "[[[[...]]]]" nested deeper than the parser goes
+        raise ApiError(400, "bad_request", "the body is nested too deeply") from None
     if not isinstance(data, dict):
         raise ApiError(400, "bad_request", "the body must be a JSON object")
+    try:  # "\ud800" is valid JSON but not text: nothing could save or show it
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(
+            400, "bad_request", "the body holds a lone UTF-16 surrogate, which is not text"
+        ) from None
     return data
 
 

@@ -411,7 +411,7 @@ def _paths() -> JsonObject:
                 ],
                 "responses": {
                     "101": {"description": "switching to the WebSocket protocol"},
-                    "400": _response("not a WebSocket upgrade request", None),
+                    "400": _response("not a WebSocket upgrade request", "Error"),
                     "401": _response(_ERRORS[401], "Error"),
                     "403": _response(_ERRORS[403], "Error"),
                 },

@@ -74,7 +74,8 @@ class Guard:
         """Constant-time comparison of a presented token with the real one."""
         if presented is None:
             return False
-        return hmac.compare_digest(presented.encode(), self._token)
+        # surrogatepass: bytes of a header that are not UTF-8 reach here as surrogates.
+        return hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), self._token)
 
     def replace_token(self, token: str) -> None:
         self._token = token.encode()

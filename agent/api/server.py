@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import sys
 
 from aiohttp import web
 
@@ -71,7 +72,11 @@ class ApiServer:
             self._runner = None
 
     async def _listen(self, runner: web.AppRunner, host: str, port: int) -> int:
-        site = web.TCPSite(runner, host, port, reuse_address=False)
+        # SO_REUSEADDR lets an agent restarted at once bind while the previous one's closed
+        # connections linger in TIME_WAIT. Linux only: there it never lets two sockets listen
+        # on one port; on Windows and macOS it would let Cascade shadow another listener.
+        reuse = sys.platform.startswith("linux")
+        site = web.TCPSite(runner, host, port, reuse_address=reuse)
         try:
             await site.start()
         except OSError as exc:

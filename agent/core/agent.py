@@ -7,6 +7,7 @@ The API, the tray and the CLI are thin clients of this object. Creating it does 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 
@@ -47,6 +48,8 @@ class Agent:
         self.capabilities: Capabilities | None = None
         self.supervisors: dict[str, Supervisor] = {}
         self._probe: asyncio.Task[Capabilities | None] | None = None
+        self._start_begun = False
+        self._start_done = asyncio.Event()
 
     async def start(self) -> None:
         """Find FFmpeg and start probing it in the background.
@@ -54,6 +57,20 @@ class Agent:
         A missing FFmpeg does not stop the agent: the error is published and kept, so the
         person can read it (``cascade doctor``, the API) and fix the setting.
         """
+        self._start_begun = True
+        try:
+            await self._start()
+        finally:
+            self._start_done.set()
+
+    async def wait_started(self, timeout: float = 30.0) -> None:
+        """Wait for a :meth:`start` in progress to finish (at once if none is): the API
+        answers before FFmpeg has been found, and an operation then waits for it."""
+        if self._start_begun and not self._start_done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._start_done.wait(), timeout)
+
+    async def _start(self) -> None:
         try:
             self.ffmpeg = await asyncio.to_thread(find_ffmpeg, self.settings.ffmpeg)
         except FFmpegError as exc:

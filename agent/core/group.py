@@ -172,9 +172,11 @@ class GroupRuntime:
         """Adopt an edited model of this group whose encoding is unchanged.
 
         Removed targets end cleanly, added ones start if the group is live and they are
-        enabled, a target switched on or off starts or stops; no other target is touched.
+        enabled, a target switched on or off starts or stops, a stopped or failed target sent
+        somewhere else starts again; no other target is touched.
+        Arming or disarming by an edit acts as :meth:`arm` and :meth:`disarm` do.
         """
-        self.group = group
+        was_armed, self.group = self.group.armed, group
         wanted = {t.id: t for t in group.targets}
         for target_id in [tid for tid in self.pushes if tid not in wanted]:
             gone = self.pushes.pop(target_id)
@@ -188,8 +190,9 @@ class GroupRuntime:
                 push = self.add_push(target)
                 changed.append(push)
             else:
-                if push.target.enabled != target.enabled:
-                    changed.append(push)
+                moved = destination_of(push.target) != destination_of(target)
+                if push.target.enabled != target.enabled or (moved and not push.busy):
+                    changed.append(push)  # a failed target whose destination was fixed retries
                 push.retarget(target)
             pushes[target.id] = push
         self.pushes = pushes
@@ -199,6 +202,11 @@ class GroupRuntime:
             elif self.wants_output and self.hub.session_active:
                 await push.start()
             push.publish_state()
+        if group.armed != was_armed:
+            if self.wants_output:
+                await self._follow_source()
+            else:
+                await self._stop_children()
         self.publish_state()
 
     def close(self) -> None:
@@ -280,6 +288,9 @@ class GroupRuntime:
         return "starting" if enabled else "live"
 
     def publish_state(self) -> None:
+        # A target's "waiting"/"idle" follows the group, not a process: publish it from here.
+        for push in self.pushes.values():
+            push.publish_state()
         state = self.state
         if state == self._published:
             return
@@ -329,3 +340,8 @@ class GroupRuntime:
             "targets_live": len(live),
             "bitrate_kbps": round(sum(t["bitrate_kbps"] or 0 for t in live), 1),
         }
+
+
+def destination_of(target: Target) -> tuple[object, ...]:
+    """Where a target sends: a change needs a new child."""
+    return (target.platform, target.url, target.key_ref, target.key, target.backup)

@@ -101,7 +101,7 @@ class Ingest:
             config=config,
             redactor=redactor,
         )
-        bus.add_listener(self._on_event)
+        self._unlisten = bus.add_listener(self._on_event)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -115,6 +115,10 @@ class Ingest:
         """Stop the ingest; a stream being received ends for every output."""
         await self.supervisor.stop()
         self._set(IngestState.STOPPED, "stopped")
+
+    def close(self) -> None:
+        """Stop listening to the bus; for an ingest being replaced (stop it first)."""
+        self._unlisten()
 
     def info(self) -> dict[str, Any]:
         """What is known of the stream being received (codec, size, fps, bitrate)."""

@@ -303,6 +303,12 @@ def _recording_file(template: str, subject: str, now: datetime) -> str:
             hint="Set its URL to a folder such as ~/Videos/ or a file such as "
             "~/Videos/stream-{date}-{time}.mkv",
         )
+    if _CONTROL.search(template):  # FFmpeg cannot even be started with a NUL in a path
+        raise ConfigError(
+            "the recording path contains a line break or another control character",
+            subject=subject,
+            hint="Set its folder or file path again, without it",
+        )
     if "://" in template:
         raise ConfigError(
             "a recording takes a file or folder path, not a URL",

@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from agent.core.events import EventBus, StatsUpdated
-from agent.core.group import GroupRuntime
+from agent.core.group import GroupRuntime, destination_of
 from agent.core.ingest import Ingest
 from agent.core.model import Group, Profile, Target
 from agent.core.platforms import resolve_destination
@@ -85,6 +85,7 @@ class Relay:
                 await self._stats_task
         await asyncio.gather(*(g.shutdown() for g in self.groups.values()))
         await self.ingest.stop()
+        self.ingest.close()
         for group in self.groups.values():
             group.close()
         self._started = False
@@ -122,7 +123,7 @@ class Relay:
                 target = targets.get(target_id)
                 if not push.busy or (target is not None and not target.enabled):
                     continue
-                if target is None or _destination(target) != _destination(push.target):
+                if target is None or destination_of(target) != destination_of(push.target):
                     what = "removed" if target is None else "sent elsewhere"
                     raise Conflict(
                         f"it is sending, so it cannot be {what} now",
@@ -305,8 +306,3 @@ class Relay:
 def _encoding(group: Group) -> tuple[object, ...]:
     """What a group's encoder does: a change needs a new encoder."""
     return (group.mode, group.video, group.audio)
-
-
-def _destination(target: Target) -> tuple[object, ...]:
-    """Where a target sends: a change needs a new child."""
-    return (target.platform, target.url, target.key_ref, target.key, target.backup)

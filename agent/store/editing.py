@@ -10,10 +10,11 @@ name is refused rather than ignored.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from agent.core.model import Profile
+from agent.core.model import GroupMode, Profile
 from agent.core.validate import ValidationError, validate_group, validate_slug
 from agent.media.capabilities import Capabilities
 from agent.store.codec import profile_from_dict, profile_to_dict
@@ -40,7 +41,7 @@ def add_group(profile: Profile, spec: Mapping[str, Any], caps: Capabilities | No
     spec["targets"] = []
     data = profile_to_dict(profile)
     data["groups"].append(spec)
-    return _checked(data, caps, group_id)
+    return _check_encoding(_checked(data, caps, group_id), group_id, spec, caps)
 
 
 def edit_group(
@@ -57,7 +58,7 @@ def edit_group(
         new_id = validate_slug(new_id, "group id", field="id")
         _check_free(profile, new_id)
     _merge(group, changes)
-    return _checked(data, caps, new_id)
+    return _check_encoding(_checked(data, caps, new_id), new_id, changes, caps)
 
 
 def remove_group(profile: Profile, group_id: str) -> Profile:
@@ -132,12 +133,25 @@ def _merge(current: JsonObject, changes: Mapping[str, Any]) -> None:
             current[key] = value
 
 
+def _check_encoding(
+    profile: Profile, group_id: str, given: Mapping[str, Any], caps: Capabilities | None
+) -> Profile:
+    """Encoder settings given to a passthrough group are checked as well, although it uses
+    them only once switched to re-encode: nonsense is refused when it is typed, so what a
+    group keeps (and the API shows) is always valid."""
+    group = profile.group(group_id)
+    if group.mode != GroupMode.REENCODE and _NESTED & given.keys():
+        validate_group(dataclasses.replace(group, mode=GroupMode.REENCODE, targets=[]), caps)
+    return profile
+
+
 def _checked(data: JsonObject, caps: Capabilities | None, group_id: str | None) -> Profile:
     warnings: list[str] = []
     profile = profile_from_dict(data, warnings=warnings)
     if warnings:  # an unknown setting in an edit is a typo, not an old file: refuse it
         field, _, message = warnings[0].partition(": ")
-        raise ValidationError(message, field=field.lstrip("."))
+        # The codec says "ignored" for a file it loads; here nothing is ignored but refused.
+        raise ValidationError(message.removesuffix(", ignored"), field=field.lstrip("."))
     if group_id is not None:
         validate_group(profile.group(group_id), caps)
     return profile
