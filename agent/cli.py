@@ -11,7 +11,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -128,9 +128,11 @@ def _run(args: argparse.Namespace, cfg: Path) -> int:
     from agent.api.token import TokenStore
     from agent.control import Control
     from agent.core.redact import REDACTOR
-    from agent.platform.single_instance import InstanceLock
+    from agent.platform.single_instance import AlreadyRunning, InstanceLock
     from agent.store.profiles import ProfileStore
     from agent.store.secrets import SecretStore, choose_store, key_source
+    from agent.tray.app import load_backend
+    from agent.tray.run import TrayRunner
 
     setup_logging(log_dir(args.config_dir), verbose=args.verbose)
     store = ProfileStore(cfg)
@@ -149,7 +151,12 @@ def _run(args: argparse.Namespace, cfg: Path) -> int:
                 hint="Use 127.0.0.1 (this machine only), or an address of this machine",
             ) from None
         settings.api_bind = args.bind
-    with InstanceLock(cfg) as lock:
+    lock = InstanceLock(cfg)
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        return _already_running(cfg, exc)
+    try:
         profile = store.load_active()
         for warning in store.warnings:
             log.warning("%s", warning)
@@ -169,7 +176,39 @@ def _run(args: argparse.Namespace, cfg: Path) -> int:
         agent = Agent(cfg, settings=settings, profile=profile, keys=keys_for(profile.name))
         control = Control(agent, store, secrets=secrets, keys_for=keys_for)
         server = ApiServer(control, token=token, port=settings.api_port, bind=settings.api_bind)
-        asyncio.run(_serve(agent, server, on_listening=lock.set_port))
+        backend, why = (None, "--headless") if args.headless else load_backend()
+        if backend is None:
+            if not args.headless:
+                log.info("running without a tray icon: %s", why)
+            asyncio.run(_serve_headless(agent, server, on_listening=lock.set_port))
+            return 0  # the lock is released below
+        runner = TrayRunner(
+            backend,
+            control,
+            token=token,
+            logs=log_dir(args.config_dir),
+            notifications=settings.notifications,
+        )
+
+        async def serve(stop: asyncio.Event, after: Callable[[], Awaitable[None]]) -> None:
+            await _serve(agent, server, stop, on_listening=lock.set_port, after_start=after)
+
+        runner.run(serve)
+    finally:
+        lock.release()
+    return 0
+
+
+def _already_running(cfg: Path, exc: CascadeError) -> int:
+    """A second ``cascade run``: ask the running agent to show itself, say so, and exit."""
+    from agent.api.client import ApiClient
+
+    try:
+        client = ApiClient.for_config(cfg)
+        client.post("/api/v1/show")
+    except CascadeError:
+        raise exc from None  # it cannot be reached: say it is running, as the lock knows
+    print(f"{exc.what}; it was asked to show itself (API {client.address}).")
     return 0
 
 
@@ -189,27 +228,42 @@ def _vault_passphrase(cfg: Path) -> Callable[[], str] | None:
     return lambda: secret
 
 
-async def _serve(agent: Agent, server: ApiServer, *, on_listening: Callable[[int], None]) -> None:
-    """Run the API and the agent until SIGINT or SIGTERM, then stop every child cleanly."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # Windows: no loop signal handlers
-            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+async def _serve(
+    agent: Agent,
+    server: ApiServer,
+    stop: asyncio.Event,
+    *,
+    on_listening: Callable[[int], None],
+    after_start: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Run the API and the agent until ``stop`` is set, then stop every child cleanly."""
     await server.start()  # first, so /healthz answers while FFmpeg is being probed
     on_listening(server.port)
     try:
         await agent.start()
+        if after_start is not None:
+            await after_start()
         log.info(
-            "Cascade %s running (config: %s, API: %s); Ctrl-C stops it",
-            __version__,
-            agent.config_dir,
-            server.url,
+            "Cascade %s running (config: %s, API: %s)", __version__, agent.config_dir, server.url
         )
         await stop.wait()
     finally:
         log.info("stopping")
         await server.stop()
         await agent.stop()
+
+
+async def _serve_headless(
+    agent: Agent, server: ApiServer, *, on_listening: Callable[[int], None]
+) -> None:
+    """:func:`_serve` until SIGINT or SIGTERM (or SIGHUP, a closed terminal)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    names = ["SIGINT", "SIGTERM"] + ([] if sys.platform == "win32" else ["SIGHUP"])
+    for name in names:
+        sig = getattr(signal, name)
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # Windows: no loop signal handlers
+            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+    await _serve(agent, server, stop, on_listening=on_listening)

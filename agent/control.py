@@ -22,6 +22,7 @@ from typing import Any
 from agent import __version__
 from agent.core.agent import Agent
 from agent.core.egress import TargetStats
+from agent.core.events import ShowRequested
 from agent.core.model import Profile, Target
 from agent.core.push import KeySource
 from agent.core.relay import Relay
@@ -96,6 +97,11 @@ class Control:
         """The figures alone: totals, the stream coming in, each group and target."""
         status = self.status()
         return {"ingest": status["ingest"], "totals": status["totals"], "groups": status["groups"]}
+
+    def show(self, reason: str) -> JsonObject:
+        """Ask the agent's windows (the tray, a dashboard) to show themselves."""
+        self.agent.bus.publish(ShowRequested(reason=reason))
+        return {"ok": True}
 
     # -- live operations --------------------------------------------------------------------
 

@@ -73,6 +73,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get(f"{PREFIX}/events", events)
     router.add_post(f"{PREFIX}/start-all", start_all)
     router.add_post(f"{PREFIX}/stop-all", stop_all)
+    router.add_post(f"{PREFIX}/show", show)
     router.add_get(f"{PREFIX}/profile", profile)
     router.add_get(f"{PREFIX}/profiles", profiles)
     router.add_post(f"{PREFIX}/profiles/{{id}}/activate", activate_profile)
@@ -336,6 +337,10 @@ def _target_action(action: str) -> Handler:
 
 async def start_all(request: web.Request) -> web.Response:
     return _json(await _control(request).start_all())
+
+
+async def show(request: web.Request) -> web.Response:
+    return _json(_control(request).show("another 'cascade run' was started"))
 
 
 async def stop_all(request: web.Request) -> web.Response:

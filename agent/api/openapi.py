@@ -129,6 +129,7 @@ SCHEMAS: JsonObject = {
         },
         ["error"],
     ),
+    "Shown": _obj({"ok": {"type": "boolean"}}, ["ok"]),
     "Health": _obj({"ok": {"type": "boolean"}, "version": {"type": "string"}}, ["ok", "version"]),
     "TargetState": _obj(TARGET_STATE_PROPS, ["id", "group", "state", "enabled"]),
     "TargetActionResult": _obj(
@@ -428,6 +429,14 @@ def _paths() -> JsonObject:
         },
         f"{P}/stop-all": {
             "post": _op("stop every group", "Status", errors=ACT, tag="live", op_id="stopAll")
+        },
+        f"{P}/show": {
+            "post": _op(
+                "ask the agent to show itself (the tray says it is running)",
+                "Shown",
+                tag="live",
+                op_id="show",
+            )
         },
         f"{P}/profile": {
             "get": _op("the active profile's set-up", "Profile", tag="setup", op_id="getProfile")

@@ -113,6 +113,14 @@ class StatsUpdated(Event):
     stats: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShowRequested(Event):
+    """Someone asked the agent to show itself (a second ``cascade run``)."""
+
+    kind: ClassVar[str] = "ui.show"
+    reason: str = ""
+
+
 Listener = Callable[[Event], None]
 
 

@@ -33,6 +33,7 @@ class Settings:
     # The API listens on loopback only. Any other address must be set here on purpose; the
     # API then answers there too, still only with its token.
     api_bind: str = DEFAULT_API_BIND
+    notifications: bool = True  # desktop notifications from the tray
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
@@ -47,6 +48,8 @@ class Settings:
         port = settings.api_port
         if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
             raise ValueError("api_port: expected a port number from 1 to 65535")
+        if not isinstance(settings.notifications, bool):
+            raise ValueError("notifications: expected true or false")
         try:
             ipaddress.ip_address(settings.api_bind)
         except ValueError:

@@ -1,0 +1,193 @@
+"""``cascade run`` with the tray: the wiring between the tray, the core thread and Control."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from agent.control import Control
+from agent.core.events import Event
+from agent.errors import CascadeError
+from agent.platform import desktop
+from agent.tray.app import Backend, CoreThread, Tray
+from agent.tray.model import TrayState
+from agent.tray.notify import Notifier
+
+log = logging.getLogger(__name__)
+
+#: Events after which the menu and the icon are rebuilt.
+STATE_EVENTS = ("ingest.state", "group.state", "target.state", "stats", "error", "ui.show")
+
+Serve = Callable[[asyncio.Event, Callable[[], Awaitable[None]]], Awaitable[None]]
+
+
+def snapshot(control: Control, *, dashboard_url: str = "") -> TrayState:
+    """What the tray shows, read on the core's loop."""
+    return TrayState(
+        status=control.status(),
+        profiles=tuple(control.profiles()["profiles"]),
+        autostart=None,
+        dashboard_url=dashboard_url,
+    )
+
+
+def operations(control: Control) -> dict[str, Callable[[str], Coroutine[Any, Any, Any]]]:
+    """Menu actions that are core operations (each runs on the core's loop)."""
+    return {
+        "start_all": lambda _: control.start_all(),
+        "stop_all": lambda _: control.stop_all(),
+        "start_group": lambda gid: control.group_action(gid, "start"),
+        "stop_group": lambda gid: control.group_action(gid, "stop"),
+        "arm_group": lambda gid: control.group_action(gid, "arm"),
+        "disarm_group": lambda gid: control.group_action(gid, "disarm"),
+        "toggle_target": lambda tid: control.target_action(tid, "toggle"),
+        "activate_profile": lambda name: control.activate(name),
+    }
+
+
+class TrayRunner:
+    """Runs the tray on this thread and the core on its own, and ends both together."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        control: Control,
+        *,
+        token: str,
+        logs: Path,
+        notifications: bool = True,
+        dashboard_url: str = "",
+    ) -> None:
+        self.control = control
+        self._token = token
+        self._logs = logs
+        self._dashboard_url = dashboard_url
+        self.core: CoreThread | None = None
+        self._core_done = threading.Event()
+        self.tray = Tray(
+            backend,
+            operations={name: self._guarded(op) for name, op in operations(control).items()},
+            local={
+                "copy_ingest_url": lambda _: self._safely(self._copy_ingest_url),
+                "copy_token": lambda _: self._safely(lambda: desktop.copy_text(self._token)),
+                "open_dashboard": lambda _: self._safely(
+                    lambda: desktop.open_page(self._dashboard_url)
+                ),
+                "open_logs": lambda _: self._safely(lambda: desktop.open_folder(self._logs)),
+                "quit": lambda _: self.quit(),
+            },
+            schedule=self._schedule,
+            state=snapshot(control, dashboard_url=dashboard_url),
+        )
+        self.notifier = Notifier(self.tray.notify, enabled=notifications)
+
+    # -- the core side ----------------------------------------------------------------------
+
+    async def follow(self) -> None:
+        """On the core's loop: rebuild the tray on every state event until cancelled."""
+        with self.control.agent.bus.subscribe(STATE_EVENTS, maxsize=200) as sub:
+            self.tray.show(snapshot(self.control, dashboard_url=self._dashboard_url))
+            async for event in sub:
+                self._on_event(event)
+
+    def _on_event(self, event: Event) -> None:
+        self.notifier.on_event(event)
+        if event.kind == "ui.show":
+            self.tray.notify("Cascade is already running: use this icon's menu.", "Cascade")
+        self.tray.show(snapshot(self.control, dashboard_url=self._dashboard_url))
+
+    def _guarded(
+        self, op: Callable[[str], Coroutine[Any, Any, Any]]
+    ) -> Callable[[str], Coroutine[Any, Any, Any]]:
+        async def run(arg: str) -> None:
+            try:
+                await op(arg)
+            except CascadeError as exc:  # shown to the person, never swallowed
+                log.warning("tray: %s", exc)
+                self.tray.notify(str(exc), "Cascade could not do that")
+
+        return run
+
+    def _schedule(self, coro: Coroutine[Any, Any, Any]) -> None:
+        if self.core is None:
+            coro.close()
+            return
+        self.core.submit(coro)
+
+    # -- the tray side ----------------------------------------------------------------------
+
+    def _copy_ingest_url(self) -> None:
+        desktop.copy_text(str(self.tray.state.status.get("ingest", {}).get("url", "")))
+
+    def _safely(self, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except CascadeError as exc:
+            log.warning("tray: %s", exc)
+            self.tray.notify(str(exc), "Cascade")
+
+    def quit(self) -> None:
+        log.info("quit chosen in the tray menu")
+        if self.core is not None:
+            self.core.request_stop()
+
+    def run(self, serve: Serve) -> None:
+        """Start the core thread, run the tray until the core ends, and join it.
+
+        ``serve(stop, after_start)`` is the agent's main coroutine: it runs until ``stop`` is
+        set, calling ``after_start`` once the agent has started.
+        """
+
+        async def after_start() -> None:
+            asyncio.get_running_loop().create_task(self.follow(), name="tray")
+
+        core = self.core = CoreThread(lambda stop: serve(stop, after_start))
+        core.on_exit = self._core_ended
+        self._stop_on_signals(core)
+        core.start()
+        try:
+            self.tray.run(setup=self._ready)
+        except Exception:
+            log.exception("the tray failed; stopping every output")
+        finally:
+            core.request_stop()
+            core.join()
+        if core.error is not None:
+            raise core.error
+
+    def _ready(self, icon: Any) -> None:
+        log.info("tray icon shown (%s backend)", self.tray.backend.name)
+        if self._core_done.is_set():  # the core ended before the icon existed
+            icon.stop()
+        if self.tray.backend.name in ("gtk", "appindicator"):
+            self._gtk_signals()
+
+    def _core_ended(self) -> None:
+        self._core_done.set()
+        with contextlib.suppress(Exception):  # the icon may not exist yet; _ready checks
+            self.tray.stop()
+
+    def _stop_on_signals(self, core: CoreThread) -> None:
+        """SIGINT, SIGTERM and SIGHUP (logout) stop the core; the tray follows."""
+        names = ["SIGINT", "SIGTERM"] + ([] if sys.platform == "win32" else ["SIGHUP"])
+        for name in names:
+            signal.signal(getattr(signal, name), lambda *_: core.request_stop())
+
+    def _gtk_signals(self) -> None:
+        # GTK's loop resets SIGINT and runs no Python handlers while it waits: let GLib
+        # deliver the signals instead.
+        assert self.core is not None
+        core = self.core
+        try:
+            from gi.repository import GLib  # type: ignore[import-not-found]
+        except ImportError:
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            GLib.unix_signal_add(GLib.PRIORITY_HIGH, sig, lambda *_: core.request_stop())
