@@ -171,11 +171,18 @@ def _run(args: argparse.Namespace, cfg: Path) -> int:
         def keys_for(name: str) -> Callable[[Target], str | None]:
             return key_source(cfg, name, passphrase=passphrase)
 
-        token = TokenStore(cfg).get_or_create()
+        tokens = TokenStore(cfg)
+        token = tokens.get_or_create()
         REDACTOR.add(token)
         agent = Agent(cfg, settings=settings, profile=profile, keys=keys_for(profile.name))
         control = Control(agent, store, secrets=secrets, keys_for=keys_for)
-        server = ApiServer(control, token=token, port=settings.api_port, bind=settings.api_bind)
+        server = ApiServer(
+            control,
+            token=token,
+            port=settings.api_port,
+            bind=settings.api_bind,
+            rotate_token=tokens.rotate,
+        )
         backend, why = (None, "--headless") if args.headless else load_backend()
         if backend is None:
             if not args.headless:

@@ -4,7 +4,7 @@
 :class:`~agent.api.client.ApiClient` and print a person-friendly answer built from the
 resulting state the API returns (``--json`` prints the answer itself). ``cascade token``
 prints the API token, for pasting into an OBS script or a Stream Deck button;
-``cascade token rotate`` replaces it.
+``cascade token rotate`` replaces it (a running agent switches to the new one at once).
 
 An ``ID`` is a group or a target: for a group, start/stop/toggle act on the group; for a
 target, start enables it, stop disables it and toggle flips it (no other target is touched).
@@ -123,15 +123,16 @@ def _token(args: argparse.Namespace, cfg: Path, out: Out) -> int:
     if args.token_action != "rotate":
         out(store.get_or_create())  # the token alone: `cascade token | ...` pipes it
         return 0
-    token = store.rotate()
+    if running_holder(cfg) is not None:
+        # The running agent stores the new token and accepts only it from now on.
+        ApiClient.for_config(cfg).post(f"{API}/token/rotate")
+        token = store.read()
+        if token is None:
+            raise CascadeError("the new token could not be read back", subject="API token")
+        print("The running agent now accepts only the new token.", file=sys.stderr)
+    else:
+        token = store.rotate()
     out(token)
-    running = running_holder(cfg)
-    if running is not None:
-        print(
-            f"The running agent (process {running[0]}) keeps accepting the old token until it "
-            "is restarted; restart it to use the new one.",
-            file=sys.stderr,
-        )
     return 0
 
 

@@ -332,7 +332,7 @@ def test_an_agent_with_the_token_in_the_environment(
     assert not (tmp_path / "api-token").exists()
 
 
-def test_token_rotate_changes_the_token_the_restarted_agent_accepts(
+def test_token_rotate_switches_the_running_agent_to_the_new_token_at_once(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     save_profile(tmp_path, tmp_path / "records", free_port())
@@ -346,21 +346,18 @@ def test_token_rotate_changes_the_token_the_restarted_agent_accepts(
         assert code == 0
         assert out == f"{new}\n"
         assert new != old
-        assert err.endswith(
-            f"The running agent (process {agent.proc.pid if agent.proc else '?'}) keeps "
-            "accepting the old token until it is restarted; restart it to use the new one.\n"
-        )
+        assert err == "The running agent now accepts only the new token.\n"
         assert cascade(capsys, tmp_path, "token")[1] == f"{new}\n"
         assert (tmp_path / "api-token").read_text().strip() == new
 
-        # The running agent still has the old one: what the message said.
-        assert agent.client(old).get(STATUS)["profile"] == "default"
-        code, _, err = cascade(capsys, tmp_path, "status")
-        assert code == 1
-        assert "refused the API token" in err
-        assert "restart the agent" in err
+        # The running agent took the new one and refuses the old one, without a restart.
+        assert agent.client(new).get(STATUS)["profile"] == "default"
+        with pytest.raises(TokenRefused):
+            agent.client(old).get(STATUS)
+        code, out, err = cascade(capsys, tmp_path, "status")
+        assert (code, err) == (0, "")
 
-    with AgentProcess(tmp_path, port=port):
+    with AgentProcess(tmp_path, port=port):  # and keeps it after a restart
         code, out, err = cascade(capsys, tmp_path, "status")
         assert (code, err) == (0, "")
         assert out.startswith(f"Cascade {__version__}, profile 'default'\n")

@@ -48,18 +48,24 @@ CONTROL = web.AppKey("control", Control)
 GUARD = web.AppKey("guard", Guard)
 SOCKETS = web.AppKey("sockets", set[web.WebSocketResponse])
 
+ROTATE = web.AppKey("rotate", object)
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 GROUP_ACTIONS = ("start", "stop", "toggle", "arm", "disarm")
 TARGET_ACTIONS = ("enable", "disable", "toggle")
 
 
-def create_app(control: Control, guard: Guard) -> web.Application:
-    """The API application for one agent. ``guard`` holds the token and allowed names."""
+def create_app(
+    control: Control, guard: Guard, *, rotate_token: Callable[[], str] | None = None
+) -> web.Application:
+    """The API application for one agent. ``guard`` holds the token and allowed names;
+    ``rotate_token`` stores a new token and returns it (``POST /api/v1/token/rotate``)."""
     app = web.Application(middlewares=[_errors, _front_door], client_max_size=MAX_BODY_BYTES)
     app[CONTROL] = control
     app[GUARD] = guard
     app[SOCKETS] = set()
+    app[ROTATE] = rotate_token
     app.on_shutdown.append(_close_sockets)
     add_routes(app.router)
     return app
@@ -74,6 +80,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post(f"{PREFIX}/start-all", start_all)
     router.add_post(f"{PREFIX}/stop-all", stop_all)
     router.add_post(f"{PREFIX}/show", show)
+    router.add_post(f"{PREFIX}/token/rotate", rotate)
     router.add_get(f"{PREFIX}/profile", profile)
     router.add_get(f"{PREFIX}/profiles", profiles)
     router.add_post(f"{PREFIX}/profiles/{{id}}/activate", activate_profile)
@@ -337,6 +344,24 @@ def _target_action(action: str) -> Handler:
 
 async def start_all(request: web.Request) -> web.Response:
     return _json(await _control(request).start_all())
+
+
+async def rotate(request: web.Request) -> web.Response:
+    """Replace the token: stored first, then accepted; the old one is refused from now on.
+    The answer never holds it: the caller reads it from where it is kept."""
+    store = request.app[ROTATE]
+    if not callable(store):
+        raise ApiError(
+            409,
+            "conflict",
+            "this agent cannot replace its token",
+            hint="Run 'cascade token rotate' and restart the agent",
+        )
+    token = str(await asyncio.to_thread(store))
+    REDACTOR.add(token)
+    request.app[GUARD].replace_token(token)
+    log.info("the API token was replaced; the old one is refused from now on")
+    return web.Response(status=204)
 
 
 async def show(request: web.Request) -> web.Response:

@@ -430,6 +430,16 @@ def _paths() -> JsonObject:
         f"{P}/stop-all": {
             "post": _op("stop every group", "Status", errors=ACT, tag="live", op_id="stopAll")
         },
+        f"{P}/token/rotate": {
+            "post": _op(
+                "replace the token (stored, then required); the answer never holds it",
+                None,
+                status=204,
+                errors=(401, 403, 409, 503),
+                tag="meta",
+                op_id="rotateToken",
+            )
+        },
         f"{P}/show": {
             "post": _op(
                 "ask the agent to show itself (the tray says it is running)",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import logging
 import sys
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -24,9 +25,17 @@ log = logging.getLogger(__name__)
 class ApiServer:
     """The API of one agent, started and stopped with it."""
 
-    def __init__(self, control: Control, *, token: str, port: int, bind: str = "127.0.0.1"):
+    def __init__(
+        self,
+        control: Control,
+        *,
+        token: str,
+        port: int,
+        bind: str = "127.0.0.1",
+        rotate_token: Callable[[], str] | None = None,
+    ):
         self.guard = Guard(token, port=port, bind=bind)
-        self.app = create_app(control, self.guard)
+        self.app = create_app(control, self.guard, rotate_token=rotate_token)
         self.bind = bind
         self.requested_port = port
         self._runner: web.AppRunner | None = None

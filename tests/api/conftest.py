@@ -23,7 +23,7 @@ import json
 import os
 import shutil
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from aiohttp.test_utils import TestClient
 
 from agent.api.app import create_app
 from agent.api.security import Guard
+from agent.api.token import new_token
 from agent.control import Control
 from agent.core.agent import Agent
 from agent.core.model import (
@@ -106,6 +107,7 @@ class Api:
     vault: VaultStore
     config_dir: Path
     token: str = TOKEN
+    rotations: list[str] = field(default_factory=list)  # tokens POST token/rotate stored
 
     @property
     def port(self) -> int:
@@ -224,6 +226,13 @@ async def api(
     store = ProfileStore(config_dir)
     control = Control(agent, store, secrets=lambda: vault, keys_for=keys_for)
     guard = Guard(TOKEN, port=0)
-    client: TestClient[Any, Any] = await aiohttp_client(create_app(control, guard))
+    rotations: list[str] = []
+
+    def rotate() -> str:  # what TokenStore.rotate does: store a new token, return it
+        rotations.append(new_token())
+        return rotations[-1]
+
+    app = create_app(control, guard, rotate_token=rotate)
+    client: TestClient[Any, Any] = await aiohttp_client(app)
     guard.port = client.server.port  # type: ignore[assignment]
-    return Api(client, guard, control, agent, store, vault, config_dir)
+    return Api(client, guard, control, agent, store, vault, config_dir, rotations=rotations)

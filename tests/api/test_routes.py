@@ -795,3 +795,24 @@ class TestEvents:
         finally:
             await ws.close()
         assert event["type"] == "target.state" and event["target"] == "site"
+
+
+# -- the token and showing itself ---------------------------------------------------------------
+
+
+async def test_rotating_the_token_switches_at_once_and_never_answers_it(api: Api) -> None:
+    answer = await api.post("/api/v1/token/rotate")
+    assert answer.status == 204, await answer.text()
+    assert await answer.read() == b""
+    [new] = api.rotations
+    refused = await api.get("/api/v1/status")  # the old token
+    assert refused.status == 401
+    api.token = new
+    assert (await api.get("/api/v1/status")).status == 200
+
+
+async def test_show_asks_the_tray_to_show_itself_with_an_event(api: Api) -> None:
+    with api.agent.bus.subscribe(["ui.show"]) as shown:
+        assert await api.ok("POST", "/api/v1/show") == {"ok": True}
+        event = await asyncio.wait_for(shown.get(), 5)
+    assert event.to_dict()["type"] == "ui.show"
