@@ -109,7 +109,7 @@ def test_demo_relays_to_every_local_output_and_checks_them() -> None:
     assert any("local-a live" in line and "kbps" in line for line in lines), "no live figures"
 
 
-def test_a_second_run_on_the_same_config_dir_says_which_process_runs(tmp_path: Path) -> None:
+def test_a_second_run_asks_the_running_agent_to_show_itself_and_exits(tmp_path: Path) -> None:
     env = {**os.environ, "CASCADE_CONFIG_DIR": str(tmp_path)}
     first = subprocess.Popen(
         [sys.executable, "-m", "agent", "run", "--headless", "--port", "47991"],
@@ -124,12 +124,37 @@ def test_a_second_run_on_the_same_config_dir_says_which_process_runs(tmp_path: P
         while "running" not in first.stderr.readline() and time.monotonic() < deadline:
             pass
         second = cascade("run", "--headless", env={"CASCADE_CONFIG_DIR": str(tmp_path)})
-        assert second.returncode == 1
-        assert f"process {first.pid}" in second.stderr
-        assert "already running" in second.stderr
+        assert second.returncode == 0, second.stderr
+        assert f"process {first.pid}" in second.stdout
+        assert "already running" in second.stdout
+        assert "asked to show itself (API 127.0.0.1:47991)" in second.stdout
         assert (tmp_path / "profiles" / "default.json").exists(), "no default profile saved"
     finally:
         first.send_signal(signal.SIGTERM)
         first.wait(10)
         if first.stderr:
             first.stderr.close()
+
+
+def test_a_second_run_that_cannot_reach_the_first_says_it_is_running_and_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import logging
+
+    from agent.cli import main
+    from agent.platform.single_instance import InstanceLock
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        with InstanceLock(tmp_path) as lock:  # held here, with no API behind it
+            lock.set_port(1)
+            code = main(["--config-dir", str(tmp_path), "run", "--headless"])
+    finally:  # `cascade run` set up its log file: leave the suite's logging as it was
+        for handler in set(root.handlers) - set(handlers):
+            root.removeHandler(handler)
+            handler.close()
+        root.setLevel(level)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"Cascade is already running for this config directory (process {os.getpid()}" in err

@@ -51,7 +51,8 @@ class ApiServer:
 
     async def start(self) -> None:
         """Listen; a port in use is a :class:`CascadeError` saying what to do."""
-        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        # lingering_time=0: a body that cannot be read is not read on after the answer.
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False, lingering_time=0)
         await runner.setup()
         self._runner = runner
         try:
