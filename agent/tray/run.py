@@ -116,10 +116,13 @@ class TrayRunner:
         return run
 
     def _schedule(self, coro: Coroutine[Any, Any, Any]) -> None:
-        if self.core is None:
-            coro.close()
+        if self.core is None or self.core.loop.is_closed():
+            coro.close()  # not started, or ended (a click while the icon goes away): dropped
             return
-        self.core.submit(coro)
+        try:
+            self.core.submit(coro)
+        except RuntimeError:  # the loop closed in between
+            coro.close()
 
     # -- the tray side ----------------------------------------------------------------------
 
