@@ -169,6 +169,8 @@ class Tray:
         )
         if backend.name == "darwin":
             self.icon.template = True
+        if backend.name == "xorg":
+            _xorg_own_connection(self.icon)
 
     # -- the menu ---------------------------------------------------------------------------
 
@@ -272,3 +274,54 @@ def _title(summary: str) -> str:
     """The tooltip: plain Latin-1, which every backend can show (X11 window names are)."""
     text = f"Cascade - {summary}".replace("—", "-").replace("…", "...")
     return text.encode("latin-1", "replace").decode("latin-1")
+
+
+def _xorg_own_connection(icon: Any) -> None:
+    """Make pystray's xorg icon safe to update from other threads (the core, the setup).
+
+    The xorg backend runs every update (icon, title, show, hide, stop) on its loop's thread:
+    the calling thread sends the icon's window an X message and waits for the loop to answer.
+    It sends it on the loop's own python-xlib connection, and two threads on one connection
+    now and then both wait forever inside python-xlib: the core's loop would hang with it.
+    Here the message goes out on a connection of the calling thread's own instead; the loop
+    still does the work, on its connection alone. Unknown pystray internals leave it as it is.
+    """
+    try:
+        from Xlib import X  # type: ignore[import-untyped,import-not-found,unused-ignore]
+        from Xlib import display as xdisplay  # type: ignore[import-untyped,unused-ignore]
+
+        name = icon._display.get_display_name()
+        window_id = icon._window.id
+        results = icon._queue
+    except Exception:  # another pystray version: keep its own way
+        log.warning("tray: pystray's xorg icon is not the expected one; updates may hang")
+        return
+    connections = threading.local()
+
+    def dispatcher(method: str) -> Callable[[], None]:
+        original = getattr(type(icon), method)
+        atom_name = f"_PYSTRAY_{method.upper()}"  # the message pystray's loop answers
+
+        def run() -> None:
+            loop = getattr(icon, "_thread", None)  # set once pystray's loop runs
+            if loop is not None and loop.ident == threading.get_ident():
+                original(icon)
+                return
+            conn = getattr(connections, "conn", None)
+            if conn is None:
+                conn = connections.conn = xdisplay.Display(name)
+            message = xdisplay.event.ClientMessage(
+                window=window_id,
+                client_type=conn.intern_atom(atom_name),
+                data=(32, (X.CurrentTime, 0, 0, 0, 0)),
+            )
+            conn.send_event(window_id, message, event_mask=X.NoEventMask)
+            conn.flush()
+            result = results.get()
+            if result is not True:  # (type, exception, traceback) from the loop
+                raise result[1]
+
+        return run
+
+    for method in ("_show", "_hide", "_update_icon", "_update_title", "_stop"):
+        setattr(icon, method, dispatcher(method))

@@ -419,7 +419,9 @@ async def test_an_srt_publisher_reaches_the_targets(rig: Rig) -> None:
     info = probe(rig.platforms["alpha"].sessions[0])
     assert stream(info, "video")["codec_name"] == "h264"
     assert stream(info, "audio")["codec_name"] == "aac"
-    assert duration(info) == pytest.approx(4.0, abs=1.0)
+    # A target joins at a keyframe once its FFmpeg runs: on a loaded machine that start can
+    # cost it a second or two of the 4 s; more than that is a fault.
+    assert 2.0 <= duration(info) <= 5.0
 
 
 async def test_a_pull_ingest_reads_from_an_existing_media_server(rig: Rig) -> None:
