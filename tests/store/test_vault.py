@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -253,7 +254,19 @@ class TestRefusedFiles:
         assert vault_at(filled.parent).get("default", "twitch") == LEAK_KEY
 
 
+@pytest.fixture
+def clean_redactor() -> Iterator[None]:
+    """The process-wide redactor without what earlier tests registered (a fuzzed key can be
+    a substring of this test's keys), restored afterwards."""
+    saved = (REDACTOR._forms, REDACTOR._patterns)
+    REDACTOR._forms, REDACTOR._patterns = (), ()
+    yield
+    REDACTOR._forms = tuple(sorted({*saved[0], *REDACTOR._forms}, key=len, reverse=True))
+    REDACTOR._patterns = (*saved[1], *(p for p in REDACTOR._patterns if p not in saved[1]))
+
+
 class TestSecrecy:
+    @pytest.mark.usefixtures("clean_redactor")
     def test_every_key_read_from_the_vault_is_registered_with_the_redactor(
         self, tmp_path: Path
     ) -> None:
