@@ -325,3 +325,14 @@ def _xorg_own_connection(icon: Any) -> None:
 
     for method in ("_show", "_hide", "_update_icon", "_update_title", "_stop"):
         setattr(icon, method, dispatcher(method))
+
+    # pystray asks the tray to dock the icon again on every icon change; trayer, for one,
+    # now and then loses the icon then (it stays undocked, invisible). Dock only when not
+    # docked: at first, and after the tray went away (pystray then forgets its manager).
+    dock = icon._assert_docked
+
+    def assert_docked() -> None:
+        if icon._systray_manager is None:
+            dock()
+
+    icon._assert_docked = assert_docked

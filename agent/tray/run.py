@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
@@ -70,6 +71,7 @@ class TrayRunner:
         self._logs = logs
         self._dashboard_url = dashboard_url
         self.core: CoreThread | None = None
+        self._wakeup: tuple[socket.socket, socket.socket] | None = None
         self._core_done = threading.Event()
         self.tray = Tray(
             backend,
@@ -182,6 +184,19 @@ class TrayRunner:
         names = ["SIGINT", "SIGTERM"] + ([] if sys.platform == "win32" else ["SIGHUP"])
         for name in names:
             signal.signal(getattr(signal, name), lambda *_: core.request_stop())
+        # Python runs those handlers on the main thread once it runs Python code again, but
+        # the tray's loop may wait in C for the next X (or Cocoa, or Win32) event while the
+        # kernel hands the signal to another thread: then nothing would stop. Every signal
+        # with a handler is also written to the wakeup socket at once: hear it there too.
+        reader, writer = self._wakeup = socket.socketpair()  # kept open for the whole run
+        writer.setblocking(False)
+        signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+
+        def listen() -> None:
+            while reader.recv(64):
+                core.request_stop()
+
+        threading.Thread(target=listen, name="cascade-signals", daemon=True).start()
 
     def _gtk_signals(self) -> None:
         # GTK's loop resets SIGINT and runs no Python handlers while it waits: let GLib
