@@ -33,6 +33,9 @@ class Artwork:
     badge_radius: float
     badge_gap: float
     states: dict[str, dict[str, Any]]
+    #: Colour of a thin edge around the glyph's bars, so light bars stay readable on a light
+    #: panel (Windows' light taskbar, a light GNOME top bar).
+    outline: str | None
 
 
 def _source() -> dict[str, Any]:
@@ -61,6 +64,7 @@ def artwork() -> Artwork:
         badge_radius=float(badge["radius"]),
         badge_gap=float(badge["gap"]),
         states=dict(data["states"]),
+        outline=data.get("outline"),
     )
 
 
@@ -76,9 +80,11 @@ def render(state: str, size: int = 64, *, template: bool = False) -> Image.Image
     image = Image.new("RGBA", (big, big), (0, 0, 0, 0))
     draw = ImageDraw.Draw(image)
     ink = "#000000" if template else style["glyph"]
+    edge = None if template else art.outline
+    edge_width = max(1, round(big / 24)) if edge else 0  # about 1 px at 24 px, 3 px at 64 px
     for (x, y, w, h), radius in art.glyph:
         box = (x * scale, y * scale, (x + w) * scale, (y + h) * scale)
-        draw.rounded_rectangle(box, radius=radius * scale, fill=ink)
+        draw.rounded_rectangle(box, radius=radius * scale, fill=ink, outline=edge, width=edge_width)
     mark = style.get("mark")
     if mark:
         cx, cy = (c * scale for c in art.badge_center)
