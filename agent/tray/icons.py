@@ -81,7 +81,7 @@ def render(state: str, size: int = 64, *, template: bool = False) -> Image.Image
     draw = ImageDraw.Draw(image)
     ink = "#000000" if template else style["glyph"]
     edge = None if template else art.outline
-    edge_width = max(1, round(big / 24)) if edge else 0  # about 1 px at 24 px, 3 px at 64 px
+    edge_width = round(SUPERSAMPLE * max(1.0, size / 32))  # 1 px up to 32 px, 2 px at 64
     for (x, y, w, h), radius in art.glyph:
         box = (x * scale, y * scale, (x + w) * scale, (y + h) * scale)
         draw.rounded_rectangle(box, radius=radius * scale, fill=ink, outline=edge, width=edge_width)

@@ -53,17 +53,19 @@ def test_colour_icons_use_the_artworks_colours(state: str) -> None:
     """The glyph in the state's colour, and the badge (all but idle) in its own."""
     style = artwork().states[state]
     image = render(state, 64)
-    opaque = sorted((n, rgba[:3]) for n, rgba in image.getcolors(64 * 64) or [] if rgba[3] == 255)
-    count = {rgb: n for n, rgb in opaque}
-    assert opaque[-1][1] == ImageColor.getrgb(style["glyph"])  # the commonest colour
-    if style["badge"]:  # resampling shades it: count the pixels close to the badge colour
-        badge = ImageColor.getrgb(style["badge"])
-        near = sum(
-            n
-            for rgb, n in count.items()
-            if max(abs(a - b) for a, b in zip(rgb, badge, strict=True)) < 40
+    opaque = [(n, rgba[:3]) for n, rgba in image.getcolors(64 * 64) or [] if rgba[3] == 255]
+
+    def near(colour: str) -> int:  # resampling shades edges: count pixels close to a colour
+        rgb = ImageColor.getrgb(colour)
+        return sum(
+            n for n, seen in opaque if max(abs(a - b) for a, b in zip(seen, rgb, strict=True)) < 24
         )
-        assert near >= 20, f"hardly any {style['badge']} in the {state} icon"
+
+    assert near(style["glyph"]) >= 400, f"hardly any {style['glyph']} glyph in the {state} icon"
+    if style["badge"]:
+        assert near(style["badge"]) >= 20, f"hardly any {style['badge']} in the {state} icon"
+    if artwork().outline:
+        assert near(str(artwork().outline)) >= 100, f"the {state} glyph has no edge"
     assert image.tobytes() != render(state, 64, template=True).tobytes()
 
 
