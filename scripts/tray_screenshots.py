@@ -146,6 +146,17 @@ class XSession:
                     proc.wait()
         self._procs.clear()
 
+    def kill_server(self) -> None:
+        """Kill Xvfb outright, the way a crashed X server or an ended session goes: every
+        client's connection breaks at once."""
+        if self._display is not None:
+            with contextlib.suppress(Exception):
+                self._display.close()
+            self._display = None
+        server = self._procs[0]
+        server.kill()
+        server.wait(WAIT)
+
     def __enter__(self) -> XSession:
         return self.start()
 

@@ -23,6 +23,7 @@ import concurrent.futures
 import contextlib
 import logging
 import os
+import queue
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
@@ -169,8 +170,9 @@ class Tray:
         )
         if backend.name == "darwin":
             self.icon.template = True
+        self._loop_ended = threading.Event()  # set once the tray's loop returned or failed
         if backend.name == "xorg":
-            _xorg_own_connection(self.icon)
+            _xorg_own_connection(self.icon, self._loop_ended)
 
     # -- the menu ---------------------------------------------------------------------------
 
@@ -264,7 +266,10 @@ class Tray:
             if setup is not None:
                 setup(icon)
 
-        self.icon.run(setup=ready)
+        try:
+            self.icon.run(setup=ready)
+        finally:
+            self._loop_ended.set()
 
     def stop(self) -> None:
         self.icon.stop()
@@ -276,7 +281,7 @@ def _title(summary: str) -> str:
     return text.encode("latin-1", "replace").decode("latin-1")
 
 
-def _xorg_own_connection(icon: Any) -> None:
+def _xorg_own_connection(icon: Any, loop_ended: threading.Event) -> None:
     """Make pystray's xorg icon safe to update from other threads (the core, the setup).
 
     The xorg backend runs every update (icon, title, show, hide, stop) on its loop's thread:
@@ -285,6 +290,10 @@ def _xorg_own_connection(icon: Any) -> None:
     now and then both wait forever inside python-xlib: the core's loop would hang with it.
     Here the message goes out on a connection of the calling thread's own instead; the loop
     still does the work, on its connection alone. Unknown pystray internals leave it as it is.
+
+    The caller waits for the loop's answer only while the loop runs: once it ended (the X
+    server went away, the backend failed), an update is dropped rather than waited for, so the
+    core's thread never hangs on a tray that is gone and can still stop every output.
     """
     try:
         from Xlib import X  # type: ignore[import-untyped,import-not-found,unused-ignore]
@@ -307,17 +316,30 @@ def _xorg_own_connection(icon: Any) -> None:
             if loop is not None and loop.ident == threading.get_ident():
                 original(icon)
                 return
-            conn = getattr(connections, "conn", None)
-            if conn is None:
-                conn = connections.conn = xdisplay.Display(name)
-            message = xdisplay.event.ClientMessage(
-                window=window_id,
-                client_type=conn.intern_atom(atom_name),
-                data=(32, (X.CurrentTime, 0, 0, 0, 0)),
-            )
-            conn.send_event(window_id, message, event_mask=X.NoEventMask)
-            conn.flush()
-            result = results.get()
+            if loop_ended.is_set():
+                return
+            try:
+                conn = getattr(connections, "conn", None)
+                if conn is None:
+                    conn = connections.conn = xdisplay.Display(name)
+                message = xdisplay.event.ClientMessage(
+                    window=window_id,
+                    client_type=conn.intern_atom(atom_name),
+                    data=(32, (X.CurrentTime, 0, 0, 0, 0)),
+                )
+                conn.send_event(window_id, message, event_mask=X.NoEventMask)
+                conn.flush()
+            except Exception:  # the X server is gone: so is the icon
+                log.warning("tray: the X display is gone; %s dropped", method)
+                return
+            while True:
+                try:
+                    result = results.get(timeout=0.2)
+                    break
+                except queue.Empty:
+                    if loop_ended.is_set():
+                        log.warning("tray: the icon's loop ended; %s dropped", method)
+                        return
             if result is not True:  # (type, exception, traceback) from the loop
                 raise result[1]
 

@@ -73,6 +73,8 @@ class TrayRunner:
         self.core: CoreThread | None = None
         self._wakeup: tuple[socket.socket, socket.socket] | None = None
         self._core_done = threading.Event()
+        self._leaving = threading.Event()  # a stop was asked for: quit, a signal, the core
+        self._ui_broken = False
         self.tray = Tray(
             backend,
             operations={name: self._guarded(op) for name, op in operations(control).items()},
@@ -95,15 +97,31 @@ class TrayRunner:
     async def follow(self) -> None:
         """On the core's loop: rebuild the tray on every state event until cancelled."""
         with self.control.agent.bus.subscribe(STATE_EVENTS, maxsize=200) as sub:
-            self.tray.show(snapshot(self.control, dashboard_url=self._dashboard_url))
+            self._update(
+                lambda: self.tray.show(snapshot(self.control, dashboard_url=self._dashboard_url))
+            )
             async for event in sub:
                 self._on_event(event)
 
     def _on_event(self, event: Event) -> None:
         self.notifier.on_event(event)
         if event.kind == "ui.show":
-            self.tray.notify("Cascade is already running: use this icon's menu.", "Cascade")
-        self.tray.show(snapshot(self.control, dashboard_url=self._dashboard_url))
+            self._update(
+                lambda: self.tray.notify("Cascade is already running: use this icon's menu.")
+            )
+        self._update(
+            lambda: self.tray.show(snapshot(self.control, dashboard_url=self._dashboard_url))
+        )
+
+    def _update(self, change: Callable[[], None]) -> None:
+        """Change the icon; a failing tray (its display gone) must never end the follower:
+        the core goes on relaying and the tray's own loop reports the failure."""
+        try:
+            change()
+        except Exception:
+            if not self._ui_broken:
+                self._ui_broken = True
+                log.warning("tray: the icon cannot be updated", exc_info=True)
 
     def _guarded(
         self, op: Callable[[str], Coroutine[Any, Any, Any]]
@@ -140,6 +158,11 @@ class TrayRunner:
 
     def quit(self) -> None:
         log.info("quit chosen in the tray menu")
+        self._leave()
+
+    def _leave(self) -> None:
+        """Stop on purpose (the menu, a signal): the tray's end is then no failure."""
+        self._leaving.set()
         if self.core is not None:
             self.core.request_stop()
 
@@ -157,15 +180,27 @@ class TrayRunner:
         core.on_exit = self._core_ended
         self._stop_on_signals(core)
         core.start()
+        failed = False
         try:
             self.tray.run(setup=self._ready)
+            if not self._leaving.is_set():  # pystray ended its loop by itself: it failed
+                failed = True
+                log.error("the tray failed; stopping every output")
         except Exception:
+            failed = True
             log.exception("the tray failed; stopping every output")
         finally:
             core.request_stop()
             core.join()
         if core.error is not None:
             raise core.error
+        if failed:
+            raise CascadeError(
+                f"the tray icon ({self.tray.backend.name} backend) stopped working, so Cascade "
+                "stopped every output",
+                hint="Start Cascade again; if the desktop has no working tray, run "
+                "'cascade run --headless' and use the dashboard or the API",
+            )
 
     def _ready(self, icon: Any) -> None:
         log.info("tray icon shown (%s backend)", self.tray.backend.name)
@@ -175,6 +210,7 @@ class TrayRunner:
             self._gtk_signals()
 
     def _core_ended(self) -> None:
+        self._leaving.set()
         self._core_done.set()
         with contextlib.suppress(Exception):  # the icon may not exist yet; _ready checks
             self.tray.stop()
@@ -183,7 +219,7 @@ class TrayRunner:
         """SIGINT, SIGTERM and SIGHUP (logout) stop the core; the tray follows."""
         names = ["SIGINT", "SIGTERM"] + ([] if sys.platform == "win32" else ["SIGHUP"])
         for name in names:
-            signal.signal(getattr(signal, name), lambda *_: core.request_stop())
+            signal.signal(getattr(signal, name), lambda *_: self._leave())
         # Python runs those handlers on the main thread once it runs Python code again, but
         # the tray's loop may wait in C for the next X (or Cocoa, or Win32) event while the
         # kernel hands the signal to another thread: then nothing would stop. Every signal
@@ -194,18 +230,16 @@ class TrayRunner:
 
         def listen() -> None:
             while reader.recv(64):
-                core.request_stop()
+                self._leave()
 
         threading.Thread(target=listen, name="cascade-signals", daemon=True).start()
 
     def _gtk_signals(self) -> None:
         # GTK's loop resets SIGINT and runs no Python handlers while it waits: let GLib
         # deliver the signals instead.
-        assert self.core is not None
-        core = self.core
         try:
             from gi.repository import GLib  # type: ignore[import-not-found]
         except ImportError:
             return
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            GLib.unix_signal_add(GLib.PRIORITY_HIGH, sig, lambda *_: core.request_stop())
+            GLib.unix_signal_add(GLib.PRIORITY_HIGH, sig, lambda *_: self._leave())

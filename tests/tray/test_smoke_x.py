@@ -260,6 +260,46 @@ def test_an_idle_agent_stops_on_logout(tray_agent: TrayAgent) -> None:
     assert agent.x.icons() == []
 
 
+def test_the_display_dying_while_live_stops_every_output_cleanly(
+    tray_agent: TrayAgent, ffmpeg_exe: str, relay_clip: Path
+) -> None:
+    """The tray backend fails (its X server is killed) while a group records: the agent
+    stops every FFmpeg child, finishes the recording and exits; the core never hangs on an
+    icon update that cannot be answered any more."""
+    agent = tray_agent
+    agent.wait_docked()
+    client = ApiClient(f"http://127.0.0.1:{agent.port}", TOKEN)
+    client.post("/api/v1/groups/main/start")
+    url = f"rtmp://127.0.0.1:{agent.ingest_port}/live/{INGEST_KEY}"
+    publisher = subprocess.Popen(
+        Publisher(ffmpeg_exe, relay_clip, url).argv,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def live() -> bool:
+            target = client.get("/api/v1/status")["groups"][0]["targets"][0]
+            return bool(target["state"] == "live" and (target["frames"] or 0) > 30)
+
+        agent.wait("the recording target live", live)
+        children = psutil.Process(agent.proc.pid).children(recursive=True)
+        assert sum("ffmpeg" in c.name() for c in children) >= 2
+        agent.x.kill_server()
+        code = agent.proc.wait(WAIT)
+        left = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+        assert left == [], left
+    finally:
+        publisher.kill()
+        publisher.wait()
+    said = agent.said()
+    assert "the tray failed; stopping every output" in said, said[-3000:]
+    assert "agent stopped" in said
+    assert code == 1, f"exit code {code}: a failed tray is reported as a failure"
+    recorded = sorted(agent.recordings.iterdir())
+    assert len(recorded) == 1 and frames(recorded[0]) > 30, recorded
+
+
 def test_the_screenshot_script_grabs_every_state(tmp_path: Path) -> None:
     """scripts/tray_screenshots.py: one picture of the tray per state, all different, and a
     contact sheet (it starts its own Xvfb and tray)."""
