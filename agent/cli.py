@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parsers(sub)
     remote.add_parsers(sub)  # status, start|stop|toggle ID, start-all, stop-all, token
 
+    autostart = sub.add_parser("autostart", help="launch Cascade at login: enable, disable, status")
+    autostart.add_argument("action", choices=("enable", "disable", "status"))
+    autostart.add_argument("--json", action="store_true", help="print the result as JSON")
+
     doctor = sub.add_parser("doctor", help="check FFmpeg, encoders, keyring and the API port")
     doctor.add_argument("--port", type=int, help="API port to check")
     doctor.add_argument(
@@ -87,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _doctor(args, cfg)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "autostart":
+            return _autostart(args, cfg)
         if args.command in ("profile", "group", "target", "key"):
             return commands.run(args, cfg)
         if args.command in remote.COMMANDS:
@@ -113,6 +119,24 @@ def _doctor(args: argparse.Namespace, cfg: Path) -> int:
     if report.problems:
         print(f"\n{len(report.problems)} problem(s) found.", file=sys.stderr)
         return 1
+    return 0
+
+
+def _autostart(args: argparse.Namespace, cfg: Path) -> int:
+    """``cascade autostart enable|disable|status``: one line saying where things stand."""
+    import json
+
+    from agent.platform.autostart import for_this_machine
+
+    entry = for_this_machine(cfg)
+    act = {"enable": entry.enable, "disable": entry.disable, "status": entry.status}
+    state = act[args.action]()
+    if args.json:
+        print(json.dumps(state.to_json()))
+    elif not state.supported:
+        print(f"Launch at login is not available: {state.detail}")
+    else:
+        print(f"Launch at login is {'on' if state.enabled else 'off'}: {state.detail}")
     return 0
 
 
