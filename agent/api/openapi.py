@@ -1,7 +1,9 @@
 """The API's OpenAPI 3.1 document, served at ``/api/v1/openapi.json``.
 
 Written out by hand from the routes in :mod:`agent.api.app`; a test checks that every route is
-here and every path here is routed, and a fuzz run checks the answers against these schemas.
+here and every path here is routed (the dashboard's pages, :data:`agent.api.pages.PAGE_PATHS`,
+are not part of the API and are left out), and a fuzz run checks the answers against these
+schemas.
 """
 
 from __future__ import annotations
@@ -304,6 +306,113 @@ SCHEMAS: JsonObject = {
         {"active": {"type": "string"}, "profiles": {"type": "array", "items": {"type": "string"}}},
         ["active", "profiles"],
     ),
+    "ProfileCreate": _obj(
+        {
+            "name": SLUG,
+            "from": _nullable("string", description="copy this profile (with its keys)"),
+        },
+        ["name"],
+        closed=True,
+    ),
+    "Session": _obj(
+        {
+            "authenticated": {"type": "boolean"},
+            "via": {"type": "string", "enum": ["token", "session"]},
+        },
+        ["authenticated", "via"],
+    ),
+    "Token": _obj({"token": {"type": "string"}}, ["token"]),
+    "DashboardLink": _obj(
+        {
+            "url": {"type": "string", "description": "http://127.0.0.1:PORT/login?code=..."},
+            "expires_in": {"type": "integer", "description": "seconds the link works, once"},
+        },
+        ["url", "expires_in"],
+    ),
+    "LogLine": _obj(
+        {
+            "time": {"type": "string", "description": "ISO-8601 with the UTC offset"},
+            "level": {"type": "string", "enum": ["debug", "info", "warning", "error"]},
+            "source": {
+                "type": "string",
+                "description": "agent, ingest, group:ID (its encoder), target:ID",
+            },
+            "line": {"type": "string", "description": "redacted"},
+        },
+        ["time", "level", "source", "line"],
+    ),
+    "Logs": _obj(
+        {
+            "lines": {"type": "array", "items": _ref("LogLine")},
+            "sources": {"type": "array", "items": {"type": "string"}},
+        },
+        ["lines", "sources"],
+    ),
+    "Encoder": _obj(
+        {
+            "name": {"type": "string"},
+            "usable": {"type": "boolean"},
+            "reason": _nullable("string", description="why it is not usable; null if it is"),
+            "label": {"type": "string"},
+            "family": {"type": "string"},
+        },
+        ["name", "usable", "reason", "label"],
+    ),
+    "FFmpegInUse": _obj(
+        {"path": {"type": "string"}, "version": {"type": "string"}}, ["path", "version"]
+    ),
+    "Encoders": _obj(
+        {
+            "video": {"type": "array", "items": _ref("Encoder")},
+            "audio": {"type": "array", "items": _ref("Encoder")},
+            "ffmpeg": _ref("FFmpegInUse"),
+            "probed_at": {"type": "string", "description": "ISO-8601"},
+        },
+        ["video", "audio", "ffmpeg", "probed_at"],
+    ),
+    "Autostart": _obj(
+        {
+            "supported": {"type": "boolean"},
+            "enabled": {"type": "boolean"},
+            "detail": {"type": "string"},
+        },
+        ["supported", "enabled", "detail"],
+    ),
+    "Settings": _obj(
+        {
+            "ffmpeg": _nullable("string", description="the chosen FFmpeg; null: the bundled one"),
+            "ffmpeg_in_use": {"oneOf": [_ref("FFmpegInUse"), {"type": "null"}]},
+            "notifications": {"type": "boolean"},
+            "api_port": {"type": "integer", "description": "where the API listens now"},
+            "api_bind": {"type": "string"},
+            "autostart": _ref("Autostart"),
+        },
+        ["ffmpeg", "ffmpeg_in_use", "notifications", "api_port", "api_bind", "autostart"],
+    ),
+    "SettingsPatch": _obj(
+        {
+            "ffmpeg": _nullable(
+                "string", description="full path of an ffmpeg 5 or newer; null: the bundled one"
+            ),
+            "notifications": {"type": "boolean"},
+            "autostart": {"type": "boolean", "description": "launch Cascade at login"},
+        },
+        closed=True,
+    ),
+    "Platform": _obj(
+        {
+            "id": {"type": "string", "enum": PLATFORMS},
+            "label": {"type": "string"},
+            "default_url": _nullable("string"),
+            "backup_url": _nullable("string"),
+            "needs_key": {"type": "boolean"},
+            "schemes": {"type": "array", "items": {"type": "string"}},
+            "url_hint": {"type": "string"},
+            "key_help": {"type": "string"},
+        },
+        ["id", "label", "default_url", "needs_key", "url_hint"],
+    ),
+    "Platforms": _obj({"platforms": {"type": "array", "items": _ref("Platform")}}, ["platforms"]),
 }
 
 _ERRORS = {
@@ -391,7 +500,8 @@ def _paths() -> JsonObject:
                     "First a 'hello' message with the full status, then one JSON message per "
                     "event: process.state, ingest.state, group.state, target.state, stats (at "
                     "most once a second per group), log, error (with a hint). The token may be "
-                    "passed as ?token= since browsers cannot set WebSocket headers."
+                    "passed as ?token= since browsers cannot set WebSocket headers; the "
+                    "dashboard's session cookie is accepted with the agent's own Origin."
                 ),
                 "operationId": "events",
                 "tags": ["live"],
@@ -430,6 +540,94 @@ def _paths() -> JsonObject:
         f"{P}/stop-all": {
             "post": _op("stop every group", "Status", errors=ACT, tag="live", op_id="stopAll")
         },
+        f"{P}/session": {
+            "get": _op(
+                "whether the caller is let in, and how (the token or the dashboard's cookie)",
+                "Session",
+                tag="dashboard",
+                op_id="getSession",
+            )
+        },
+        f"{P}/token": {
+            "get": _op(
+                "the API token itself (the dashboard's Reveal); Cache-Control: no-store",
+                "Token",
+                tag="meta",
+                op_id="getToken",
+            )
+        },
+        f"{P}/dashboard/link": {
+            "post": _op(
+                "a one-time link that opens the dashboard logged in (60 s)",
+                "DashboardLink",
+                tag="dashboard",
+                op_id="dashboardLink",
+            )
+        },
+        f"{P}/logs": {
+            "get": {
+                **_op(
+                    "the recent log lines of the agent and its FFmpeg children, redacted",
+                    "Logs",
+                    errors=(401, 403, 422),
+                    tag="dashboard",
+                    op_id="getLogs",
+                ),
+                "parameters": [
+                    {
+                        "name": "source",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "maxLength": 200},
+                        "description": "one source, or all under a prefix ending in ':'",
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 2000},
+                        "description": "the last N lines (default 500)",
+                    },
+                ],
+            }
+        },
+        f"{P}/encoders": {
+            "get": _op(
+                "the encoders, each usable here or not with the reason (from the probe)",
+                "Encoders",
+                errors=(401, 403, 409),
+                tag="setup",
+                op_id="getEncoders",
+            )
+        },
+        f"{P}/encoders/probe": {
+            "post": _op(
+                "probe FFmpeg again, ignoring the cache",
+                "Encoders",
+                errors=(401, 403, 409),
+                tag="setup",
+                op_id="probeEncoders",
+            )
+        },
+        f"{P}/settings": {
+            "get": _op("the agent-wide settings", "Settings", tag="setup", op_id="getSettings"),
+            "patch": _op(
+                "change FFmpeg (only while nothing is live), notifications, launch at login",
+                "Settings",
+                errors=(400, 401, 403, 409, 413, 422, 503),
+                body="SettingsPatch",
+                tag="setup",
+                op_id="patchSettings",
+            ),
+        },
+        f"{P}/platforms": {
+            "get": _op(
+                "the platform presets a set-up form offers",
+                "Platforms",
+                tag="setup",
+                op_id="listPlatforms",
+            )
+        },
         f"{P}/token/rotate": {
             "post": _op(
                 "replace the token (stored, then required); the answer never holds it",
@@ -452,7 +650,27 @@ def _paths() -> JsonObject:
             "get": _op("the active profile's set-up", "Profile", tag="setup", op_id="getProfile")
         },
         f"{P}/profiles": {
-            "get": _op("the profiles", "Profiles", tag="setup", op_id="listProfiles")
+            "get": _op("the profiles", "Profiles", tag="setup", op_id="listProfiles"),
+            "post": _op(
+                "create a profile: the default set-up, or a copy of another (with its keys)",
+                "Profiles",
+                status=201,
+                errors=(400, 401, 403, 409, 413, 422, 503),
+                body="ProfileCreate",
+                tag="setup",
+                op_id="createProfile",
+            ),
+        },
+        f"{P}/profiles/{{id}}": {
+            "parameters": ID,
+            "delete": _op(
+                "delete a profile that is not the active one, and its stored keys",
+                None,
+                status=204,
+                errors=ACT,
+                tag="setup",
+                op_id="deleteProfile",
+            ),
         },
         f"{P}/profiles/{{id}}/activate": {
             "parameters": ID,
@@ -605,7 +823,9 @@ def _document() -> JsonObject:
             "description": (
                 "Start, stop and toggle Cascade's outputs and edit its active profile. Bound to "
                 "127.0.0.1; every call but /healthz needs 'Authorization: Bearer <token>' "
-                "('cascade token' prints it). Ids are the profile's slugs."
+                "('cascade token' prints it), or the dashboard's session cookie "
+                "(cascade_session; a change then needs the agent's own Origin). Ids are the "
+                "profile's slugs."
             ),
             "license": {"name": "GPL-3.0-or-later", "identifier": "GPL-3.0-or-later"},
         },

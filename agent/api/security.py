@@ -5,8 +5,13 @@
   (DNS rebinding) is refused.
 - **Origin**: a browser request is accepted only from the agent's own pages; no CORS header is
   ever sent, so no other page can read an answer.
-- **Token**: ``Authorization: Bearer <token>`` on every call but ``/healthz``; the WebSocket
-  may pass it as ``?token=`` (browsers cannot set its headers). Compared in constant time.
+- **Token**: ``Authorization: Bearer <token>`` on every call but ``/healthz`` and the
+  dashboard's pages; the WebSocket may pass it as ``?token=`` (browsers cannot set its
+  headers). Compared in constant time.
+- **Dashboard session**: instead of the token, the ``cascade_session`` cookie of a browser
+  that logged in (:mod:`agent.dashboard.sessions`). A request with it that changes something
+  (POST, PUT, PATCH, DELETE) or opens the WebSocket must carry the agent's own ``Origin``
+  (:meth:`Guard.origin_is_own`), so no other page can make the browser act for it (CSRF).
 - **Guessing**: after a few wrong tokens, each further wrong one waits longer (up to
   :data:`MAX_PENALTY` seconds), so trying tokens is hopeless; the right token never waits.
 """
@@ -69,6 +74,31 @@ class Guard:
     def origin_ok(self, origin: str | None) -> bool:
         """Whether a request's ``Origin`` (if any) is one of the agent's own pages."""
         return origin is None or origin.lower() in self._origins
+
+    def origin_is_own(self, origin: str | None) -> bool:
+        """Whether a request carries an ``Origin`` and it is one of the agent's own pages
+        (stricter than :meth:`origin_ok`, which lets a request without one through)."""
+        return origin is not None and origin.lower() in self._origins
+
+    @property
+    def own_origin(self) -> str:
+        """The address a browser on this machine opens the agent's pages at."""
+        try:
+            ip = ipaddress.ip_address(self.bind)
+        except ValueError:
+            return f"http://127.0.0.1:{self.port}"
+        if ip.is_unspecified:
+            host = "127.0.0.1" if ip.version == 4 else "[::1]"
+        elif ip.is_loopback and ip.version == 4:
+            host = "127.0.0.1"
+        else:
+            host = f"[{ip.compressed}]" if ip.version == 6 else ip.compressed
+        return f"http://{host}:{self.port}"
+
+    @property
+    def token(self) -> str:
+        """The token itself, for ``GET /api/v1/token`` only (the dashboard's Reveal)."""
+        return self._token.decode()
 
     def token_ok(self, presented: str | None) -> bool:
         """Constant-time comparison of a presented token with the real one."""

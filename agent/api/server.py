@@ -3,6 +3,9 @@
 By default the API listens on ``127.0.0.1`` and, where the machine has IPv6, ``[::1]``, on
 the port from the settings (47830). Another address is used only when it was set on purpose
 (``api_bind`` in the settings); the token is required there as everywhere.
+
+The same server serves the dashboard; :attr:`ApiServer.dashboard` makes its one-time login
+links for the tray (``server.dashboard.login_link()``, from any thread).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from aiohttp import web
 from agent.api.app import create_app
 from agent.api.security import Guard, is_loopback
 from agent.control import Control
+from agent.dashboard import Dashboard
 from agent.errors import CascadeError
 
 log = logging.getLogger(__name__)
@@ -35,7 +39,11 @@ class ApiServer:
         rotate_token: Callable[[], str] | None = None,
     ):
         self.guard = Guard(token, port=port, bind=bind)
-        self.app = create_app(control, self.guard, rotate_token=rotate_token)
+        #: The dashboard's files, sessions and login links (``dashboard.login_link()``).
+        self.dashboard = Dashboard(lambda: self.guard.own_origin)
+        self.app = create_app(
+            control, self.guard, rotate_token=rotate_token, dashboard=self.dashboard
+        )
         self.bind = bind
         self.requested_port = port
         self._runner: web.AppRunner | None = None

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from agent.core.events import ErrorRaised, EventBus
+from agent.core.logbook import Logbook
 from agent.core.model import Profile
 from agent.core.push import KeySource
 from agent.core.relay import Relay, key_from_target
@@ -46,8 +48,14 @@ class Agent:
         self.ffmpeg: FFmpegBinary | None = None
         self.ffmpeg_error: FFmpegError | None = None
         self.capabilities: Capabilities | None = None
+        self.probe_error: CascadeError | None = None  # why the last probe failed, if it did
         self.supervisors: dict[str, Supervisor] = {}
+        # The recent log lines (FFmpeg's and the agent's own) for the dashboard.
+        self.logbook = Logbook()
+        self.bus.add_listener(self.logbook.on_event)
+        self._stop_capture: Callable[[], None] | None = None
         self._probe: asyncio.Task[Capabilities | None] | None = None
+        self._probe_lock = asyncio.Lock()
         self._start_begun = False
         self._start_done = asyncio.Event()
 
@@ -58,6 +66,8 @@ class Agent:
         person can read it (``cascade doctor``, the API) and fix the setting.
         """
         self._start_begun = True
+        if self._stop_capture is None:
+            self._stop_capture = self.logbook.capture(self.bus)
         try:
             await self._start()
         finally:
@@ -72,12 +82,18 @@ class Agent:
 
     async def _start(self) -> None:
         try:
-            self.ffmpeg = await asyncio.to_thread(find_ffmpeg, self.settings.ffmpeg)
+            binary = await asyncio.to_thread(find_ffmpeg, self.settings.ffmpeg)
         except FFmpegError as exc:
             self.ffmpeg_error = exc
             log.error("%s", exc)
             self.bus.publish(ErrorRaised(source="ffmpeg", message=exc.what, hint=exc.hint or ""))
             return
+        await self._run_with(binary)
+
+    async def _run_with(self, binary: FFmpegBinary) -> None:
+        """Probe ``binary`` in the background and start the relay with it."""
+        self.ffmpeg = binary
+        self.ffmpeg_error = None
         log.info("using FFmpeg %s at %s", self.ffmpeg.version, self.ffmpeg.path)
         self._probe = asyncio.create_task(self.refresh_capabilities(), name="probe")
         self.relay = Relay(
@@ -99,14 +115,65 @@ class Agent:
                 self.ffmpeg, cache_dir=cache_dir(self.config_dir), refresh=refresh
             )
         except CascadeError as exc:
+            self.probe_error = exc
             log.error("%s", exc)
             self.bus.publish(ErrorRaised(source="ffmpeg", message=str(exc)))
             return None
+        self.probe_error = None
         if self.relay is not None:
             self.relay.capabilities = self.capabilities
         usable = ", ".join(self.capabilities.usable_video_encoders()) or "none"
         log.info("video encoders usable: %s", usable)
         return self.capabilities
+
+    async def probed(self) -> Capabilities | None:
+        """The capabilities once the probe in progress (if any) has ended; None if FFmpeg is
+        missing or the probe failed (:attr:`probe_error` says why)."""
+        await self.wait_started()
+        probe = self._probe
+        if probe is not None and not probe.done():
+            await asyncio.wait({probe})  # never raises: a cancelled probe just ends the wait
+        return self.capabilities
+
+    async def reprobe(self) -> Capabilities | None:
+        """Probe FFmpeg again, ignoring the cache (a driver was installed, a GPU added).
+
+        One probe at a time; None if there is no FFmpeg or the probe failed
+        (:attr:`probe_error`).
+        """
+        async with self._probe_lock:
+            await self.probed()
+            if self.ffmpeg is None:
+                return None
+            self._probe = asyncio.create_task(self.refresh_capabilities(refresh=True), name="probe")
+            await asyncio.wait({self._probe})
+            return self.capabilities if self.probe_error is None else None
+
+    async def use_ffmpeg(self, binary: FFmpegBinary) -> None:
+        """Run ``binary`` from now on (the ffmpeg setting changed): the relay is started
+        again with it and it is probed. An agent that had no FFmpeg comes alive this way.
+
+        Refused with :class:`~agent.errors.Conflict` (nothing changed) unless the agent is
+        :attr:`idle`; choosing the binary in use changes nothing.
+        """
+        if self.ffmpeg is not None and binary.cache_key == self.ffmpeg.cache_key:
+            return
+        if not self.idle:
+            raise Conflict(
+                "a stream is live or a group is started or armed",
+                subject="FFmpeg",
+                hint="Stop every group (cascade stop-all) and stop streaming in OBS first",
+            )
+        async with self._probe_lock:
+            if self._probe is not None and not self._probe.done():
+                self._probe.cancel()
+                await asyncio.wait({self._probe})
+            if self.relay is not None:
+                await self.relay.stop()
+                self.relay = None
+            self.capabilities = None
+            self.probe_error = None
+            await self._run_with(binary)
 
     async def apply_profile(self, profile: Profile) -> None:
         """Follow an edited version of the running profile, touching only what changed.
@@ -177,3 +244,6 @@ class Agent:
             *(sup.stop() for sup in self.supervisors.values()), return_exceptions=True
         )
         log.info("agent stopped")
+        if self._stop_capture is not None:
+            self._stop_capture()
+            self._stop_capture = None

@@ -15,6 +15,9 @@ The ``studio`` profile::
     main   passthrough   site  custom rtmp://127.0.0.1:<closed port>/live  (no key needed)
                          rec   recording into <config dir>/recordings/, disabled
     hd     reencode      yt    youtube, key in the secret store (none stored yet)
+
+``site`` is lighter, for the dashboard's pages and logins: the real app around an agent that
+was never started, serving dashboard files from the test's own folder (:data:`PAGES`).
 """
 
 from __future__ import annotations
@@ -28,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, DummyCookieJar
 from aiohttp.test_utils import TestClient
 
-from agent.api.app import create_app
+from agent.api.app import SESSION_COOKIE, create_app
 from agent.api.security import Guard
 from agent.api.token import new_token
 from agent.control import Control
@@ -46,6 +49,7 @@ from agent.core.model import (
     VideoSettings,
 )
 from agent.core.push import KeySource
+from agent.dashboard import Dashboard
 from agent.media.capabilities import CACHE_FILE, probe_capabilities
 from agent.media.ffmpeg import find_ffmpeg
 from agent.paths import cache_dir
@@ -236,3 +240,68 @@ async def api(
     client: TestClient[Any, Any] = await aiohttp_client(app)
     guard.port = client.server.port  # type: ignore[assignment]
     return Api(client, guard, control, agent, store, vault, config_dir, rotations=rotations)
+
+
+# -- the dashboard's pages and logins -------------------------------------------------------
+
+#: The dashboard files ``site`` serves (relative path -> content).
+PAGES = {
+    "index.html": "<!doctype html><title>Cascade</title><script src=/static/app.js></script>",
+    "app.js": "export const ready = true;\n",
+    "style.css": "body { margin: 0; }\n",
+    "img/logo.svg": "<svg xmlns='http://www.w3.org/2000/svg'/>",
+    ".hidden": "not served",
+}
+OUTSIDE = "outside the static folder"
+
+
+@dataclass
+class Site:
+    """The app serving dashboard files from ``static_dir``; its client keeps no cookies, so
+    each request carries exactly the cookie a test gives it."""
+
+    client: TestClient[Any, Any]
+    guard: Guard
+    dashboard: Dashboard
+    agent: Agent
+    static_dir: Path
+    token: str = TOKEN
+
+    @property
+    def origin(self) -> str:
+        """The agent's own origin, as its pages send it."""
+        return f"http://127.0.0.1:{self.guard.port}"
+
+    def with_session(self, session: str, **extra: str) -> dict[str, str]:
+        """Headers carrying the session cookie, plus ``extra``."""
+        return {"Cookie": f"{SESSION_COOKIE}={session}", **extra}
+
+    def bearer(self, **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}", **extra}
+
+
+@pytest.fixture
+async def site(tmp_path: Path, aiohttp_client: Any) -> Site:
+    static = tmp_path / "static"
+    for name, text in PAGES.items():
+        (static / name).parent.mkdir(parents=True, exist_ok=True)
+        (static / name).write_text(text, "utf-8")
+    (static / "empty-folder").mkdir()
+    (tmp_path / "secret.txt").write_text(OUTSIDE, "utf-8")
+    (static / "link-out.txt").symlink_to(tmp_path / "secret.txt")
+    cfg = Path(os.environ["CASCADE_CONFIG_DIR"])
+    store = ProfileStore(cfg)
+    store.save(Profile(name="studio", groups=[Group(id="main")]))
+    store.use("studio")
+    agent = Agent(cfg, profile=store.load("studio"))
+
+    def no_secrets() -> Any:
+        raise AssertionError("the dashboard's page tests never touch stream keys")
+
+    control = Control(agent, store, secrets=no_secrets, keys_for=lambda name: lambda t: None)
+    guard = Guard(TOKEN, port=0)
+    dashboard = Dashboard(lambda: guard.own_origin, static_dir=static)
+    app = create_app(control, guard, dashboard=dashboard)
+    client: TestClient[Any, Any] = await aiohttp_client(app, cookie_jar=DummyCookieJar())
+    guard.port = client.server.port  # type: ignore[assignment]
+    return Site(client, guard, dashboard, agent, static)

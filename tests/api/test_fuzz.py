@@ -46,6 +46,7 @@ import logging
 import os
 import secrets
 import signal
+import site
 import subprocess
 import sys
 import time
@@ -212,6 +213,11 @@ def agent(tmp_path: Path) -> Iterator[RunningAgent]:
         # Keys go to a vault in the temporary config directory, never to an OS keyring.
         "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
         "CASCADE_VAULT_PASSPHRASE": secrets.token_urlsafe(16),
+        # A fuzzed PATCH /api/v1/settings {"autostart": true} writes its login entry here,
+        # never into the real home (the user's site-packages stay where they are).
+        "HOME": str(work),
+        "XDG_CONFIG_HOME": str(work / ".config"),
+        "PYTHONUSERBASE": os.environ.get("PYTHONUSERBASE") or site.getuserbase(),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     env.pop("CASCADE_FFMPEG", None)

@@ -15,6 +15,7 @@ from schemathesis.core.result import Ok
 
 from agent.api.app import GUARD, create_app
 from agent.api.openapi import openapi_document
+from agent.api.pages import PAGE_PATHS
 from agent.api.security import Guard
 from agent.control import Control
 from agent.core.agent import Agent
@@ -40,7 +41,8 @@ def _app() -> web.Application:
 
 
 def _routed() -> set[tuple[str, str]]:
-    """(method, path) of every route; aiohttp's automatic HEAD next to each GET left out."""
+    """(method, path) of every API route; aiohttp's automatic HEAD next to each GET and the
+    dashboard's pages (not part of the API) left out."""
     found = set()
     for route in _app().router.routes():
         if route.method == "HEAD":
@@ -49,7 +51,9 @@ def _routed() -> set[tuple[str, str]]:
         path = info.get("path") or info.get("formatter")
         assert path, f"a route without a plain or templated path: {route!r}"
         # aiohttp's '{id:regex}' is '{id}' in OpenAPI; the formatter already drops the regex.
-        found.add((route.method.lower(), re.sub(r"\{(\w+)(:[^}]*)?\}", r"{\1}", path)))
+        path = re.sub(r"\{(\w+)(:[^}]*)?\}", r"{\1}", path)
+        if path not in PAGE_PATHS:
+            found.add((route.method.lower(), path))
     return found
 
 
