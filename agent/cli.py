@@ -152,6 +152,7 @@ def _run(args: argparse.Namespace, cfg: Path) -> int:
     from agent.api.token import TokenStore
     from agent.control import Control
     from agent.core.redact import REDACTOR
+    from agent.platform.autostart import for_this_machine
     from agent.platform.single_instance import AlreadyRunning, InstanceLock
     from agent.store.profiles import ProfileStore
     from agent.store.secrets import SecretStore, choose_store, key_source
@@ -219,6 +220,9 @@ def _run(args: argparse.Namespace, cfg: Path) -> int:
             token=token,
             logs=log_dir(args.config_dir),
             notifications=settings.notifications,
+            dashboard_url=f"{server.url}/",
+            dashboard_link=server.dashboard.login_link,
+            autostart=for_this_machine(cfg),
         )
 
         async def serve(stop: asyncio.Event, after: Callable[[], Awaitable[None]]) -> None:

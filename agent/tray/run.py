@@ -17,6 +17,7 @@ from agent.control import Control
 from agent.core.events import Event
 from agent.errors import CascadeError
 from agent.platform import desktop
+from agent.platform.autostart import Autostart
 from agent.tray.app import Backend, CoreThread, Tray
 from agent.tray.model import TrayState
 from agent.tray.notify import Notifier
@@ -29,12 +30,14 @@ STATE_EVENTS = ("ingest.state", "group.state", "target.state", "stats", "error",
 Serve = Callable[[asyncio.Event, Callable[[], Awaitable[None]]], Awaitable[None]]
 
 
-def snapshot(control: Control, *, dashboard_url: str = "") -> TrayState:
+def snapshot(
+    control: Control, *, dashboard_url: str = "", autostart: bool | None = None
+) -> TrayState:
     """What the tray shows, read on the core's loop."""
     return TrayState(
         status=control.status(),
         profiles=tuple(control.profiles()["profiles"]),
-        autostart=None,
+        autostart=autostart,
         dashboard_url=dashboard_url,
     )
 
@@ -65,11 +68,17 @@ class TrayRunner:
         logs: Path,
         notifications: bool = True,
         dashboard_url: str = "",
+        dashboard_link: Callable[[], str] | None = None,
+        autostart: Autostart | None = None,
     ) -> None:
         self.control = control
         self._token = token
         self._logs = logs
         self._dashboard_url = dashboard_url
+        # "Open dashboard" opens a one-time login link, so nobody types the token.
+        self._dashboard_link = dashboard_link or (lambda: dashboard_url)
+        self._autostart = autostart
+        self._autostart_on = self._read_autostart()
         self.core: CoreThread | None = None
         self._wakeup: tuple[socket.socket, socket.socket] | None = None
         self._core_done = threading.Event()
@@ -82,13 +91,14 @@ class TrayRunner:
                 "copy_ingest_url": lambda _: self._safely(self._copy_ingest_url),
                 "copy_token": lambda _: self._safely(lambda: desktop.copy_text(self._token)),
                 "open_dashboard": lambda _: self._safely(
-                    lambda: desktop.open_page(self._dashboard_url)
+                    lambda: desktop.open_page(self._dashboard_link())
                 ),
+                "toggle_autostart": lambda _: self._safely(self._toggle_autostart),
                 "open_logs": lambda _: self._safely(lambda: desktop.open_folder(self._logs)),
                 "quit": lambda _: self.quit(),
             },
             schedule=self._schedule,
-            state=snapshot(control, dashboard_url=dashboard_url),
+            state=self._snapshot(),
         )
         self.notifier = Notifier(self.tray.notify, enabled=notifications)
 
@@ -97,9 +107,7 @@ class TrayRunner:
     async def follow(self) -> None:
         """On the core's loop: rebuild the tray on every state event until cancelled."""
         with self.control.agent.bus.subscribe(STATE_EVENTS, maxsize=200) as sub:
-            self._update(
-                lambda: self.tray.show(snapshot(self.control, dashboard_url=self._dashboard_url))
-            )
+            self._update(lambda: self.tray.show(self._snapshot()))
             async for event in sub:
                 self._on_event(event)
 
@@ -109,9 +117,7 @@ class TrayRunner:
             self._update(
                 lambda: self.tray.notify("Cascade is already running: use this icon's menu.")
             )
-        self._update(
-            lambda: self.tray.show(snapshot(self.control, dashboard_url=self._dashboard_url))
-        )
+        self._update(lambda: self.tray.show(self._snapshot()))
 
     def _update(self, change: Callable[[], None]) -> None:
         """Change the icon; a failing tray (its display gone) must never end the follower:
@@ -144,7 +150,31 @@ class TrayRunner:
         except RuntimeError:  # the loop closed in between
             coro.close()
 
+    def _snapshot(self) -> TrayState:
+        return snapshot(
+            self.control, dashboard_url=self._dashboard_url, autostart=self._autostart_on
+        )
+
     # -- the tray side ----------------------------------------------------------------------
+
+    def _read_autostart(self) -> bool | None:
+        """Whether Cascade starts at login (None: not available on this system)."""
+        if self._autostart is None:
+            return None
+        state = self._autostart.status()
+        return state.enabled if state.supported else None
+
+    def _toggle_autostart(self) -> None:
+        """The "Launch at login" item: write or remove the entry, then show the new state.
+
+        File (or registry) work done right here, on the tray's thread; the menu is rebuilt
+        on the core's loop, like every other change."""
+        assert self._autostart is not None
+        now = self._autostart.disable() if self._autostart_on else self._autostart.enable()
+        self._autostart_on = now.enabled if now.supported else None
+        log.info("launch at login %s: %s", "on" if now.enabled else "off", now.detail)
+        if self.core is not None:
+            self.core.call(lambda: self._update(lambda: self.tray.show(self._snapshot())))
 
     def _copy_ingest_url(self) -> None:
         desktop.copy_text(str(self.tray.state.status.get("ingest", {}).get("url", "")))

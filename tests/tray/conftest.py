@@ -63,6 +63,7 @@ from agent.media.capabilities import CACHE_FILE, probe_capabilities  # noqa: E40
 from agent.media.ffmpeg import find_ffmpeg  # noqa: E402
 from agent.paths import cache_dir  # noqa: E402
 from agent.platform import desktop  # noqa: E402
+from agent.platform.autostart import Autostart  # noqa: E402
 from agent.store.profiles import ProfileStore  # noqa: E402
 from agent.tray.app import Backend, CoreThread  # noqa: E402
 from agent.tray.model import TrayState  # noqa: E402
@@ -261,6 +262,8 @@ class Rig:
         store: ProfileStore,
         *,
         dashboard_url: str = "",
+        dashboard_link: Callable[[], str] | None = None,
+        autostart: Autostart | None = None,
         settings: Settings | None = None,
     ) -> None:
         self.config_dir = config_dir
@@ -278,6 +281,8 @@ class Rig:
             token=TOKEN,
             logs=self.logs,
             dashboard_url=dashboard_url,
+            dashboard_link=dashboard_link,
+            autostart=autostart,
         )
         self.scheduled: list[concurrent.futures.Future[Any]] = []
         self._followed = threading.Event()

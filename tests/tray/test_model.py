@@ -23,6 +23,7 @@ from agent.core.agent import Agent
 from agent.core.egress import TargetStats
 from agent.core.relay import key_from_target
 from agent.core.settings import Settings
+from agent.platform.autostart import for_this_machine
 from agent.store.profiles import ProfileStore
 from agent.tray.app import Tray, load_backend
 from agent.tray.model import SEPARATOR, Action, Entry, TrayState, menu, overall
@@ -634,14 +635,67 @@ def test_local_items_copy_open_and_quit(rig: Rig, fake_desktop: Desktop) -> None
     assert not [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
 
-def test_open_dashboard_opens_the_page(
+def test_open_dashboard_opens_a_fresh_login_link_each_time(
     store: ProfileStore, config_dir: Path, fake_desktop: Desktop
 ) -> None:
-    rig = Rig(config_dir, store, dashboard_url="http://127.0.0.1:47830/").start()
+    links = iter(["http://127.0.0.1:47830/login?code=one", "http://127.0.0.1:47830/login?code=two"])
+    rig = Rig(
+        config_dir,
+        store,
+        dashboard_url="http://127.0.0.1:47830/",
+        dashboard_link=lambda: next(links),
+    ).start()
     try:
         assert pick(rig.menu(), "Open dashboard").enabled
         rig.choose("Open dashboard")
-        assert fake_desktop.pages == ["http://127.0.0.1:47830/"]
+        rig.choose("Open dashboard")
+        assert fake_desktop.pages == [
+            "http://127.0.0.1:47830/login?code=one",
+            "http://127.0.0.1:47830/login?code=two",
+        ]
+        assert rig.scheduled == []  # the core was not involved
+    finally:
+        rig.stop()
+
+
+def test_launch_at_login_writes_and_removes_the_autostart_entry(
+    store: ProfileStore, config_dir: Path, fake_desktop: Desktop, tmp_path: Path
+) -> None:
+    """The real XDG implementation in a temporary home: the item's check mark follows the
+    file on disk, and the menu is rebuilt after each choice."""
+    entry = for_this_machine(config_dir, platform="linux", home=tmp_path / "home")
+    desktop_file = tmp_path / "home" / ".config" / "autostart" / "cascade.desktop"
+    rig = Rig(config_dir, store, autostart=entry).start()
+    try:
+        login = pick(rig.menu(), "Launch at login")
+        assert (login.enabled, login.checked) == (True, False)
+        rig.choose("Launch at login")
+        assert desktop_file.is_file()
+        assert "X-Cascade-Autostart=true" in desktop_file.read_text()
+        rig.wait_for("the item checked", lambda: pick(rig.menu(), "Launch at login").checked)
+        rig.choose("Launch at login")
+        assert not desktop_file.exists()
+        rig.wait_for("the item unchecked", lambda: not pick(rig.menu(), "Launch at login").checked)
+    finally:
+        rig.stop()
+
+
+def test_launch_at_login_refused_is_shown_and_changes_nothing(
+    store: ProfileStore, config_dir: Path, fake_desktop: Desktop, tmp_path: Path
+) -> None:
+    """A cascade.desktop that Cascade did not write is left alone; the person is told why."""
+    desktop_file = tmp_path / "home" / ".config" / "autostart" / "cascade.desktop"
+    desktop_file.parent.mkdir(parents=True)
+    desktop_file.write_text("[Desktop Entry]\nType=Application\nExec=something-else\n")
+    before = desktop_file.read_bytes()
+    entry = for_this_machine(config_dir, platform="linux", home=tmp_path / "home")
+    rig = Rig(config_dir, store, autostart=entry).start()
+    try:
+        rig.choose("Launch at login")
+        assert desktop_file.read_bytes() == before
+        assert not pick(rig.menu(), "Launch at login").checked
+        notes = rig.icon.notifications
+        assert notes and "launch at login" in notes[-1][1].lower(), notes
     finally:
         rig.stop()
 
