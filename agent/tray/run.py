@@ -112,6 +112,8 @@ class TrayRunner:
                 self._on_event(event)
 
     def _on_event(self, event: Event) -> None:
+        # The dashboard can switch notifications off and on while the agent runs.
+        self.notifier.enabled = self.control.agent.settings.notifications
         self.notifier.on_event(event)
         if event.kind == "ui.show":
             self._update(

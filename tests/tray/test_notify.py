@@ -194,3 +194,26 @@ def test_the_tray_notifies_what_a_real_agent_publishes(
     assert rig.icon.notifications[1:] == [
         ("OBS is streaming", "Cascade is receiving the stream."),
     ]  # "OBS stopped streaming" came within the quiet period of the same subject
+
+
+def test_switching_notifications_off_while_running_is_followed(rig: Rig) -> None:
+    """``notifications`` changed in the settings (the dashboard does it) takes effect at once."""
+    handled: list[Event] = []
+    on_event = rig.runner._on_event
+
+    def counted(event: Event) -> None:
+        on_event(event)
+        handled.append(event)
+
+    rig.runner._on_event = counted  # type: ignore[method-assign]
+    rig.agent.settings.notifications = False
+    rig.agent.bus.publish_threadsafe(RECEIVING)
+    rig.agent.bus.publish_threadsafe(YT_FAILED)
+    rig.wait_for(
+        "the events handled", lambda: any(getattr(e, "target", "") == "yt" for e in handled)
+    )
+    assert rig.icon.notifications == []
+    rig.agent.settings.notifications = True
+    rig.agent.bus.publish_threadsafe(TW_FAILED)
+    rig.wait_for("the notification", lambda: rig.icon.notifications)
+    assert [title for title, _ in rig.icon.notifications] == ["tw stopped for good"]
