@@ -5,6 +5,8 @@
 resulting state the API returns (``--json`` prints the answer itself). ``cascade token``
 prints the API token, for pasting into an OBS script or a Stream Deck button;
 ``cascade token rotate`` replaces it (a running agent switches to the new one at once).
+``cascade dashboard`` opens the running agent's dashboard in the browser, logged in by a
+one-time link (``--print`` only prints the link).
 
 An ``ID`` is a group or a target: for a group, start/stop/toggle act on the group; for a
 target, start enables it, stop disables it and toggle flips it (no other target is touched).
@@ -27,7 +29,9 @@ Out = Callable[[str], None]
 JsonObject = dict[str, Any]
 
 API = "/api/v1"
-COMMANDS = frozenset({"status", "start", "stop", "toggle", "start-all", "stop-all", "token"})
+COMMANDS = frozenset(
+    {"status", "start", "stop", "toggle", "start-all", "stop-all", "token", "dashboard"}
+)
 TARGET_ACTIONS = {"start": "enable", "stop": "disable", "toggle": "toggle"}
 
 
@@ -45,6 +49,15 @@ def add_parsers(sub: Any) -> None:
         _json_flag(parser)
     _json_flag(sub.add_parser("start-all", help="start every group"))
     _json_flag(sub.add_parser("stop-all", help="stop every group"))
+    dashboard = sub.add_parser(
+        "dashboard", help="open the running agent's dashboard in the browser, logged in"
+    )
+    dashboard.add_argument(
+        "--print",
+        dest="print_only",
+        action="store_true",
+        help="print the one-time login link (valid for a minute) instead of opening it",
+    )
     token = sub.add_parser(
         "token", help="print the local API token (for OBS scripts, Stream Deck, ...)"
     )
@@ -57,6 +70,20 @@ def add_parsers(sub: Any) -> None:
     )
 
 
+def _dashboard(client: ApiClient, print_only: bool, out: Out) -> int:
+    link = str(client.post(f"{API}/dashboard/link")["url"])
+    if print_only:
+        out(link)
+        return 0
+    from agent.platform import desktop
+
+    if desktop.open_page(link):
+        out(f"opened the dashboard ({link.split('/login', 1)[0]}/) in the browser")
+    else:
+        out(f"no browser could be started here; open this link within a minute: {link}")
+    return 0
+
+
 def _json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the API's JSON answer")
 
@@ -67,6 +94,8 @@ def run(args: argparse.Namespace, cfg: Path, out: Out = print) -> int:
         return _token(args, cfg, out)
     client = ApiClient.for_config(cfg)
     answer: JsonObject
+    if args.command == "dashboard":
+        return _dashboard(client, args.print_only, out)
     if args.command == "status":
         answer = client.get(f"{API}/status")
         out(_dump(answer) if args.json else "\n".join(format_status(answer)))

@@ -17,6 +17,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -281,6 +283,42 @@ def test_the_printed_token_is_the_one_the_agent_accepts(
     assert ApiClient(running.agent.url, token).get(STATUS)["profile"] == "default"
     with pytest.raises(TokenRefused):
         ApiClient(running.agent.url, token[:-1] + ("A" if token[-1] != "A" else "B")).get(STATUS)
+
+
+def test_dashboard_print_gives_a_one_time_login_link(
+    running: Running, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = cascade(capsys, running.cfg, "dashboard", "--print")
+    assert (code, err) == (0, "")
+    link = out.strip()
+    assert link.startswith(f"{running.agent.url}/login?code=")
+
+    class Keep(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any) -> None:  # answer the 303 itself
+            return None
+
+    opener = urllib.request.build_opener(Keep)
+    with pytest.raises(urllib.error.HTTPError) as first:
+        opener.open(link, timeout=10)
+    assert first.value.code == 303 and first.value.headers["Location"] == "/#live"
+    assert "cascade_session=" in (first.value.headers["Set-Cookie"] or "")
+    with pytest.raises(urllib.error.HTTPError) as again:  # one use only
+        opener.open(link, timeout=10)
+    first.value.close()
+    again.value.close()
+    assert again.value.headers["Location"] == "/#login"
+    assert again.value.headers["Set-Cookie"] is None
+
+
+def test_dashboard_without_a_browser_prints_the_link(
+    running: Running, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[str] = []
+    monkeypatch.setattr("webbrowser.open", lambda url: opened.append(url) or False)
+    code, out, err = cascade(capsys, running.cfg, "dashboard")
+    assert (code, err) == (0, "")
+    assert len(opened) == 1 and opened[0] in out
+    assert out.startswith("no browser could be started here; open this link within a minute:")
 
 
 def test_an_unknown_id_says_what_exists(

@@ -66,6 +66,6 @@ def open_folder(path: Path) -> None:
         ) from exc
 
 
-def open_page(url: str) -> None:
-    """Open a page in the default browser."""
-    webbrowser.open(url)
+def open_page(url: str) -> bool:
+    """Open a page in the default browser; False when no browser could be started."""
+    return bool(webbrowser.open(url))
