@@ -181,7 +181,7 @@ class TrayRunner:
     def _copy_ingest_url(self) -> None:
         desktop.copy_text(str(self.tray.state.status.get("ingest", {}).get("url", "")))
 
-    def _safely(self, action: Callable[[], None]) -> None:
+    def _safely(self, action: Callable[[], object]) -> None:
         try:
             action()
         except CascadeError as exc:
