@@ -7,7 +7,7 @@
  */
 
 import * as api from './api.js';
-import { h, focusKey, restoreFocus } from './dom.js';
+import { h, setText, focusKey, restoreFocus } from './dom.js';
 import { showError } from './feedback.js';
 import { ingestForm } from './ingest-form.js';
 import { groupForm } from './group-form.js';
@@ -145,8 +145,21 @@ export function mountSetup(root, { refreshAgent }) {
 
   function groupCard(group, encoders, platforms) {
     const titleId = `setup-group-title-${group.id}`;
-    const targets = (group.targets ?? []).map((target) =>
-      h(
+    const targets = (group.targets ?? []).map((target) => {
+      const keyState = h('span', {
+        class: 'badge',
+        'data-testid': `key-state-${target.id}`,
+      });
+      // Said again after each save: a key typed into the form changes it without a reload.
+      const showKeyState = () => {
+        keyState.dataset.tone = target.has_key ? 'ok' : 'idle';
+        setText(
+          keyState,
+          target.platform === 'recording' ? 'Recording' : target.has_key ? 'Key set' : 'No key',
+        );
+      };
+      showKeyState();
+      return h(
         'li',
         { class: 'setup-target', 'data-testid': `setup-target-${target.id}` },
         h(
@@ -154,27 +167,20 @@ export function mountSetup(root, { refreshAgent }) {
           {},
           target.name && target.name !== target.id ? `${target.name} (${target.id})` : target.id,
           ' ',
-          h(
-            'span',
-            {
-              class: 'badge',
-              'data-tone': target.has_key ? 'ok' : 'idle',
-              'data-testid': `key-state-${target.id}`,
-            },
-            target.platform === 'recording' ? 'Recording' : target.has_key ? 'Key set' : 'No key',
-          ),
+          keyState,
         ),
         targetForm(target, {
           groupId: group.id,
           platforms,
           onSaved: (view) => {
             Object.assign(target, view);
+            showKeyState();
             refreshAgent();
           },
           onRemoved: reload,
         }),
-      ),
-    );
+      );
+    });
     const newTarget =
       adding === group.id
         ? h(
