@@ -152,6 +152,21 @@ _LEVEL_NAMES = {
 }
 
 
+#: The agent's own lines about one child start with its name (``target:yt: STARTING ->
+#: RUNNING``, ``ingest: ...``): they are filed under it, beside that child's FFmpeg lines.
+_CHILD_PREFIX = re.compile(r"^(ingest|(?:target|group|encoder):[A-Za-z0-9_.-]+): ")
+
+
+def _source_of(text: str) -> str:
+    match = _CHILD_PREFIX.match(text)
+    if match is None:
+        return AGENT_SOURCE
+    source = match.group(1)
+    if source.startswith("encoder:"):
+        return "group:" + source.removeprefix("encoder:")
+    return source
+
+
 class _BusHandler(logging.Handler):
     """Turns log records into :class:`LogLine` events on a bus."""
 
@@ -171,7 +186,7 @@ class _BusHandler(logging.Handler):
                 text = f"{text}: {type(error).__name__}: {error}"
             level = _LEVEL_NAMES.get(record.levelno, "error" if record.levelno > 40 else "info")
             event = LogLine(
-                source=AGENT_SOURCE,
+                source=_source_of(text),
                 line=self._redactor.redact(text)[:MAX_LINE],
                 level=level,
                 at=record.created,

@@ -194,6 +194,33 @@ class TestCapture:
         assert entry.level == "error"
         assert entry.line == "saving failed: ValueError: the disk said no"
 
+    async def test_the_agents_lines_about_one_child_are_filed_under_it(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.INFO, logger="agent")
+        bus = EventBus()
+        book = Logbook()
+        bus.add_listener(book.on_event)
+        stop = book.capture(bus)
+        try:
+            sup = logging.getLogger("agent.core.supervisor")
+            sup.info("target:yt: STARTING -> RUNNING (running)")
+            sup.info("encoder:hd: RUNNING -> BACKOFF (exit 1)")
+            sup.info("ingest: STARTING -> RUNNING (running)")
+            sup.info("target: not a child's name")
+            await settle()
+        finally:
+            stop()
+        assert [(e.source, e.line[:10]) for e in book.lines()] == [
+            ("target:yt", "target:yt:"),
+            ("group:hd", "encoder:hd"),
+            ("ingest", "ingest: ST"),
+            ("agent", "target: no"),
+        ]
+        assert [e.line for e in book.lines("target:yt")] == [
+            "target:yt: STARTING -> RUNNING (running)"
+        ]
+
     async def test_stopping_the_capture_stops_it(self, caplog: pytest.LogCaptureFixture) -> None:
         caplog.set_level(logging.INFO, logger="agent")
         bus = EventBus()
