@@ -111,6 +111,7 @@ class StatsUpdated(Event):
     kind: ClassVar[str] = "stats"
     group: str
     stats: dict[str, Any]
+    ingest: dict[str, Any] = field(default_factory=dict)  # the incoming bitrate, while live
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

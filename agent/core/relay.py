@@ -298,9 +298,12 @@ class Relay:
     async def _publish_stats(self) -> None:
         while True:
             await asyncio.sleep(STATS_PERIOD)
+            ingest = {"bitrate_kbps": self.source.input_bitrate_kbps()}
             for group in self.groups.values():
                 if group.wants_output or group.hub.session_active:
-                    self.bus.publish(StatsUpdated(group=group.id, stats=group.stats()))
+                    self.bus.publish(
+                        StatsUpdated(group=group.id, stats=group.stats(), ingest=ingest)
+                    )
 
 
 def _encoding(group: Group) -> tuple[object, ...]:

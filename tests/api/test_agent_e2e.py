@@ -307,6 +307,7 @@ async def live_toggle_and_stop(api: Client, alpha: FakePlatform, beta: FakePlatf
         )
     )
     assert {t["id"] for t in api.events[stats]["stats"]["targets"]} == {"alpha", "beta"}
+    assert api.events[stats]["ingest"]["bitrate_kbps"] > 0  # what OBS sends, measured live
 
     mark = len(api.events)
     off = await api.call("POST", "/api/v1/targets/beta/toggle")
