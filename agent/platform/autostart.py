@@ -145,15 +145,29 @@ def launch_command(config_dir: Path | None = None, *, platform: str | None = Non
         Path(sys.executable),
         frozen=bool(getattr(sys, "frozen", False)),
         platform=platform or sys.platform,
+        appimage=os.environ.get("APPIMAGE"),
     )
     if config_dir is not None and not _same_folder(config_dir, _default_config_dir()):
         program += ["--config-dir", os.path.abspath(config_dir.expanduser())]
     return [*program, "run"]
 
 
-def _program(executable: Path, *, frozen: bool, platform: str) -> list[str]:
-    """The argv that starts the ``cascade`` command line (without its arguments)."""
+def _program(
+    executable: Path, *, frozen: bool, platform: str, appimage: str | None = None
+) -> list[str]:
+    """The argv that starts the ``cascade`` command line (without its arguments).
+
+    Frozen: an AppImage's own file (the running executable sits in a mount that is gone at
+    the next login); on Windows the windowed ``cascadew.exe`` beside the console
+    ``cascade.exe``, so no console window opens at login.
+    """
     if frozen:
+        if appimage and platform.startswith("linux"):
+            return [appimage]
+        if platform == "win32":
+            windowed = executable.with_name("cascadew.exe")
+            if windowed.is_file():
+                return [str(windowed)]
         return [str(executable)]
     folder = executable.parent
     if platform == "win32":

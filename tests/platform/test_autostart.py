@@ -127,6 +127,28 @@ class TestLaunchCommand:
         monkeypatch.setattr(sys, "executable", str(exe))
         assert launch_command() == [str(exe), "run"]
 
+    def test_a_frozen_windows_build_starts_its_windowed_executable(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        console = make(tmp_path / "Cascade" / "cascade.exe")
+        windowed = make(tmp_path / "Cascade" / "cascadew.exe")
+        monkeypatch.setattr(sys, "frozen", True, raising=False)
+        monkeypatch.setattr(sys, "executable", str(console))
+        assert launch_command(platform="win32") == [str(windowed), "run"]
+        windowed.unlink()  # a build without it: the console one, rather than nothing
+        assert launch_command(platform="win32") == [str(console), "run"]
+
+    def test_an_appimage_starts_its_own_file_not_its_temporary_mount(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        inside = make(tmp_path / "mount_abc" / "usr" / "bin" / "cascade")
+        monkeypatch.setattr(sys, "frozen", True, raising=False)
+        monkeypatch.setattr(sys, "executable", str(inside))
+        monkeypatch.setenv("APPIMAGE", "/home/me/Apps/Cascade-x86_64.AppImage")
+        assert launch_command(platform="linux") == ["/home/me/Apps/Cascade-x86_64.AppImage", "run"]
+        monkeypatch.delenv("APPIMAGE")
+        assert launch_command(platform="linux") == [str(inside), "run"]
+
     def test_an_installed_console_script_next_to_the_interpreter_is_used(
         self, interpreter: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
