@@ -35,7 +35,7 @@ import pytest
 from PIL import Image
 
 import agent
-from tests.build.conftest import ROOT, load
+from tests.packaging.conftest import ROOT, load
 
 slow = [pytest.mark.slow, pytest.mark.timeout(300)]
 

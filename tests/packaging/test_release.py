@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import agent
-from tests.build.conftest import load
+from tests.packaging.conftest import load
 
 
 @dataclass
