@@ -532,8 +532,16 @@ class Supervisor:
             self.stdout_bytes += len(chunk)
             self._stall.progressed(loop.time())
             self._stall_armed = self.config.stall_timeout is not None
-            if sink is not None:
+            if sink is None:
+                continue
+            try:
                 await sink(chunk)
+            except CascadeError as exc:
+                # The output is unusable (not FLV, say): the child failed, for that reason.
+                # Keep draining, so it never blocks on a full pipe while it is being stopped.
+                log.error("%s: %s", self.name, exc)
+                self.fail(self._redactor.redact(str(exc)))
+                sink = None
 
     async def _feed(self, stdin: asyncio.StreamWriter) -> None:
         assert self.spec.feed_stdin is not None

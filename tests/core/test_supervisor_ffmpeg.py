@@ -24,6 +24,7 @@ from agent.core.supervisor import (
     Supervisor,
     SupervisorConfig,
 )
+from agent.media.flv_hub import FlvHub
 
 S = ProcessState
 QUIET = ["-hide_banner", "-nostats", "-loglevel", "error"]
@@ -183,6 +184,43 @@ async def test_a_stalled_child_is_detected_and_restarted(ffmpeg_exe: str, flv_cl
     assert backoff.reason == "stalled: no progress for 1 s"
     assert first_pid is not None and gone(first_pid)
     assert feeds == 2  # the restarted child was fed again
+
+
+async def test_output_its_reader_refuses_fails_the_child_at_once_with_the_reason(
+    ffmpeg_exe: str,
+) -> None:
+    """A child whose stdout is not what its reader expects (raw video where FLV belongs) is
+    failed at once with the reader's words, not left blocked on a full pipe until a stall."""
+    hub = FlvHub("source")
+    pids: list[int] = []
+
+    async def into_hub(chunk: bytes) -> None:
+        if sup.pid is not None:
+            pids.append(sup.pid)
+        hub.feed(chunk)
+
+    bus = EventBus()
+    changes = recorder(bus)
+    argv = [ffmpeg_exe, *QUIET, "-re", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=30",
+            "-f", "rawvideo", "pipe:1"]  # fmt: skip
+    sup = Supervisor(
+        ChildSpec(name="not-flv", argv=argv, stdin=StdinMode.NONE, on_stdout=into_hub),
+        bus=bus,
+        config=SupervisorConfig(
+            backoff=BackoffPolicy(initial=5.0, jitter=0), start_window=0.2, stall_timeout=30.0
+        ),
+    )
+    began = time.monotonic()
+    await sup.start()
+    await sup.wait_for(S.BACKOFF, timeout=10)
+    took = time.monotonic() - began
+    await sup.stop()
+
+    backoff = next(c for c in changes if c.new == "backoff")
+    assert "where an FLV header ('FLV') should start" in backoff.reason
+    assert took < 5.0  # not the 30 s stall timeout
+    assert pids and gone(pids[0])
+    assert not hub.session_active
 
 
 async def test_stop_with_q_ends_ffmpeg_cleanly(ffmpeg_exe: str) -> None:
