@@ -153,6 +153,7 @@ def _run(args: argparse.Namespace, cfg: Path) -> int:
     from agent.control import Control
     from agent.core.redact import REDACTOR
     from agent.platform.autostart import for_this_machine
+    from agent.platform.memory import tune_allocator
     from agent.platform.single_instance import AlreadyRunning, InstanceLock
     from agent.store.profiles import ProfileStore
     from agent.store.secrets import SecretStore, choose_store, key_source
@@ -160,6 +161,8 @@ def _run(args: argparse.Namespace, cfg: Path) -> int:
     from agent.tray.run import TrayRunner
 
     setup_logging(log_dir(args.config_dir), verbose=args.verbose)
+    if tuned := tune_allocator():
+        log.debug("allocator: %s", tuned)
     store = ProfileStore(cfg)
     settings = store.load_settings()
     if args.port is not None:
