@@ -166,8 +166,9 @@ def _load_row(name: str, s: dict[str, Any]) -> list[str]:
         name,
         str(s.get("targets")),
         str(s.get("minutes")),
-        "{:.1f} / {:.1f} / {:.1f}".format(*rss),
-        f"{s.get('rss_growth_mb', 0):+.1f} (≤ {bounds.get('rss_growth_mb', '?')})",
+        "{:.1f} / {:.1f} / {:.1f} (≤ {})".format(*rss, bounds.get("rss_max_mb", "?")),
+        f"{s.get('rss_growth_mb', 0):+.1f} / {s.get('rss_late_growth_mb', 0):+.1f} "
+        f"(≤ {bounds.get('rss_late_growth_mb', '?')})",
         "{} / {} / {}".format(*fds),
         f"{s.get('stats_max_gap_s')} s (≤ {bounds.get('stats_max_gap_s', '?')})",
         f"{s.get('largest_hole_s')} s in {s.get('streams_checked')} streams",
@@ -207,9 +208,9 @@ def render(
         verdict = "held" if not soak.get("missed") else "MISSED: " + "; ".join(soak["missed"])
         rows.append(_load_row(f"soak script ({soak.get('finished_at', '?')}, {verdict})", summary))
     out += _table(
-        ["run", "targets", "minutes", "agent RSS MB start / end / max", "RSS growth MB",
-         "agent fds start / end / max", "stats gap max", "largest hole", "API storm",
-         "agent CPU"],
+        ["run", "targets", "minutes", "agent RSS MB start / end / max",
+         "RSS growth MB whole / 2nd half", "agent fds start / end / max", "stats gap max",
+         "largest hole", "API storm", "agent CPU"],
         rows,
     )  # fmt: skip
     out.append("")

@@ -20,10 +20,11 @@ SCRIPT = ROOT / "benchmarks" / "reliability_report.py"
 
 LOAD = {
     "targets": 20, "groups": 4, "minutes": 0.75, "rss_mb": [57.4, 63.2, 63.3],
-    "rss_growth_mb": 5.8, "fds": [76, 76, 286], "stats_max_gap_s": 1.1,
+    "rss_growth_mb": 5.8, "rss_late_growth_mb": 0.2, "fds": [76, 76, 286], "stats_max_gap_s": 1.1,
     "agent_cpu_percent": 14.2, "subscribers": 200, "toggles": 100,
     "toggle_ms_p50_max": [260.0, 654.1], "streams_checked": 19, "largest_hole_s": 0.064,
-    "bounds": {"rss_growth_mb": 10.0, "fd_drift": 4, "stats_max_gap_s": 3.0},
+    "bounds": {"rss_max_mb": 90.0, "rss_late_growth_mb": 3.0, "fd_drift": 4,
+               "stats_max_gap_s": 3.0},
 }  # fmt: skip
 RECORDS: list[dict[str, Any]] = [
     {
@@ -79,7 +80,8 @@ def test_the_report_tables_every_case_with_its_outcome_and_evidence(tmp_path: Pa
     assert "2 untouched targets: 1 session each, largest hole 0.034 s" in text
     assert "| the disk fills up under a recording target | **NO** |" in text
     assert (
-        "| 20 targets in 4 groups, 45 s | 20 | 0.75 | 57.4 / 63.2 / 63.3 | +5.8 (≤ 10.0) |" in text
+        "| 20 targets in 4 groups, 45 s | 20 | 0.75 | 57.4 / 63.2 / 63.3 (≤ 90.0) "
+        "| +5.8 / +0.2 (≤ 3.0) |" in text
     )
     assert "| soak script (2026-11-21 22:00:00, held) | 20 | 10.0 |" in text
     assert "## Bad input tried: 1 of 1 handled" in text

@@ -27,7 +27,8 @@ import pytest
 from tests.reliability.conftest import CaseRecord
 from tests.reliability.load import (
     FD_DRIFT,
-    RSS_GROWTH_MB,
+    RSS_LATE_GROWTH_MB,
+    RSS_MAX_MB,
     STATS_MAX_GAP_S,
     TOGGLED,
     LoadFigures,
@@ -50,6 +51,7 @@ def summary(figures: LoadFigures) -> dict[str, object]:
         "minutes": figures.minutes,
         "rss_mb": [figures.rss_start_mb, figures.rss_end_mb, figures.rss_max_mb],
         "rss_growth_mb": figures.rss_growth_mb,
+        "rss_late_growth_mb": figures.rss_late_growth_mb,
         "fds": [figures.fds_start, figures.fds_end, figures.fds_max],
         "stats_max_gap_s": max(figures.stats_max_gap_s.values(), default=None),
         "agent_cpu_percent": figures.agent_cpu_percent,
@@ -59,7 +61,8 @@ def summary(figures: LoadFigures) -> dict[str, object]:
         "streams_checked": len(others),
         "largest_hole_s": max((f["max_gap_s"] for f in others), default=None),
         "bounds": {
-            "rss_growth_mb": RSS_GROWTH_MB,
+            "rss_max_mb": RSS_MAX_MB,
+            "rss_late_growth_mb": RSS_LATE_GROWTH_MB,
             "fd_drift": FD_DRIFT,
             "stats_max_gap_s": STATS_MAX_GAP_S,
         },
