@@ -281,21 +281,22 @@ def icons(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def appdir(
+    build_appimage: ModuleType,
+    frozen_app: Any,
+    icons_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Path]:
+    """The AppImage's AppDir, assembled once from the frozen app."""
+    out = tmp_path_factory.mktemp("appimage") / "Cascade.AppDir"
+    built: Path = build_appimage.assemble(Path(frozen_app.app), icons_dir, out)
+    yield built
+    shutil.rmtree(out, ignore_errors=True)
+
+
 class TestAppDir:
     pytestmark = slow
-
-    @pytest.fixture(scope="class")
-    def appdir(
-        self,
-        build_appimage: ModuleType,
-        frozen_app: Any,
-        icons_dir: Path,
-        tmp_path_factory: pytest.TempPathFactory,
-    ) -> Iterator[Path]:
-        out = tmp_path_factory.mktemp("appimage") / "Cascade.AppDir"
-        built: Path = build_appimage.assemble(Path(frozen_app.app), icons_dir, out)
-        yield built
-        shutil.rmtree(out, ignore_errors=True)
 
     def test_apprun_runs_the_frozen_app(self, appdir: Path) -> None:
         assert os.access(appdir / "AppRun", os.X_OK)
