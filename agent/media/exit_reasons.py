@@ -43,15 +43,20 @@ _PERMANENT = tuple(
 _NOISE = re.compile(r"^(?:Conversion failed!?|Exiting normally.*|\s*)$")
 # Summaries FFmpeg prints after the line that says what was actually wrong.
 _SUMMARY = re.compile(r"^Error splitting the argument list")
+# FFmpeg's context tags in front of a line ("[out#0/flv @ 0x55d1c2a3e4c0] "): an address means
+# nothing to a person reading why their target stopped.
+_CONTEXT = re.compile(r"^(?:\[[^\]]*@ 0x[0-9a-fA-F]+\]\s*)+")
 
 
 def meaningful_line(tail: Sequence[str]) -> str:
     """The last stderr line that says something (``Conversion failed!`` says nothing).
 
     A generic summary such as ``Error splitting the argument list: Option not found`` gives way
-    to the specific line before it (``Unrecognized option 'x'.``).
+    to the specific line before it (``Unrecognized option 'x'.``). FFmpeg's context tags with
+    their addresses are left out.
     """
-    lines = [line.strip() for line in tail if not _NOISE.match(line)]
+    lines = [_CONTEXT.sub("", line.strip()) for line in tail]
+    lines = [line for line in lines if not _NOISE.match(line)]
     for line in reversed(lines):
         if not _SUMMARY.match(line):
             return line
