@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import imageio_ffmpeg
 import pytest
 
+from agent.media.capabilities import CACHE_FILE, probe_capabilities
+from agent.media.ffmpeg import find_ffmpeg
+from agent.paths import cache_dir
 from tests.media.flv_samples import ffmpeg_flv
 
 
@@ -77,3 +82,21 @@ def relay_clip(tmp_path_factory: pytest.TempPathFactory, ffmpeg_exe: str) -> Pat
         timeout=120,
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def capabilities_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled FFmpeg's capabilities, probed once for the whole run."""
+    folder = tmp_path_factory.mktemp("capabilities")
+    probe_capabilities(find_ffmpeg(None), cache_dir=folder)
+    return folder / CACHE_FILE
+
+
+@pytest.fixture
+def config_dir(capabilities_file: Path) -> Path:
+    """The test's config directory (set by the suite's autouse fixture), probe cache filled."""
+    folder = Path(os.environ["CASCADE_CONFIG_DIR"])
+    cache = cache_dir(folder)
+    cache.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(capabilities_file, cache / CACHE_FILE)
+    return folder

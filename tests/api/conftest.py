@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,9 +49,6 @@ from agent.core.model import (
 )
 from agent.core.push import KeySource
 from agent.dashboard import Dashboard
-from agent.media.capabilities import CACHE_FILE, probe_capabilities
-from agent.media.ffmpeg import find_ffmpeg
-from agent.paths import cache_dir
 from agent.store.codec import KEYRING_REF
 from agent.store.crypto import KdfParams
 from agent.store.profiles import ProfileStore
@@ -161,24 +157,6 @@ class Api:
 
     def saved_group(self, group_id: str, name: str = "studio") -> dict[str, Any]:
         return next(g for g in self.saved(name)["groups"] if g["id"] == group_id)
-
-
-@pytest.fixture(scope="session")
-def capabilities_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled FFmpeg's capabilities, probed once for the whole run."""
-    folder = tmp_path_factory.mktemp("capabilities")
-    probe_capabilities(find_ffmpeg(None), cache_dir=folder)
-    return folder / CACHE_FILE
-
-
-@pytest.fixture
-def config_dir(capabilities_file: Path) -> Path:
-    """The test's config directory (set by the suite's autouse fixture), probe cache filled."""
-    folder = Path(os.environ["CASCADE_CONFIG_DIR"])
-    cache = cache_dir(folder)
-    cache.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(capabilities_file, cache / CACHE_FILE)
-    return folder
 
 
 @pytest.fixture

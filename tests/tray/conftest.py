@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -59,9 +58,6 @@ from agent.core.model import (  # noqa: E402
 )
 from agent.core.relay import key_from_target  # noqa: E402
 from agent.core.settings import Settings  # noqa: E402
-from agent.media.capabilities import CACHE_FILE, probe_capabilities  # noqa: E402
-from agent.media.ffmpeg import find_ffmpeg  # noqa: E402
-from agent.paths import cache_dir  # noqa: E402
 from agent.platform import desktop  # noqa: E402
 from agent.platform.autostart import Autostart  # noqa: E402
 from agent.store.profiles import ProfileStore  # noqa: E402
@@ -161,24 +157,6 @@ def pick(menu: Any, *path: str) -> Any:
 
 
 # -- a real agent -------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def capabilities_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled FFmpeg's capabilities, probed once for the whole run."""
-    folder = tmp_path_factory.mktemp("tray-capabilities")
-    probe_capabilities(find_ffmpeg(None), cache_dir=folder)
-    return folder / CACHE_FILE
-
-
-@pytest.fixture
-def config_dir(capabilities_file: Path) -> Path:
-    """The test's config directory (the suite's autouse fixture sets it), probe cache filled."""
-    folder = Path(os.environ["CASCADE_CONFIG_DIR"])
-    cache = cache_dir(folder)
-    cache.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(capabilities_file, cache / CACHE_FILE)
-    return folder
 
 
 def studio_profile(ingest_port: int, closed_port: int, recordings: Path) -> Profile:
