@@ -239,3 +239,37 @@ export async function submitting(form, button, work, { context = '' } = {}) {
     button?.removeAttribute('aria-busy');
   }
 }
+
+/**
+ * A form's buttons for a `kind` ('group', 'target'): Add or Save, and Cancel (new) or Remove
+ * (stored). Returns `{ save, actions }`; `save` is what {@link submitting} disables.
+ */
+export function formActions({ kind, key, isNew, onCancel, remove }) {
+  const save = h(
+    'button',
+    { type: 'submit', class: 'button button-primary', 'data-testid': `save-${kind}-${key}` },
+    isNew ? `Add ${kind}` : `Save ${kind}`,
+  );
+  const other = isNew
+    ? h(
+        'button',
+        {
+          type: 'button',
+          class: 'button',
+          'data-testid': `cancel-${kind}-new`,
+          onclick: () => onCancel?.(),
+        },
+        'Cancel',
+      )
+    : h(
+        'button',
+        {
+          type: 'button',
+          class: 'button button-danger',
+          'data-testid': `delete-${kind}-${key}`,
+          onclick: remove,
+        },
+        `Remove ${kind}`,
+      );
+  return { save, actions: h('div', { class: 'actions' }, save, other) };
+}

@@ -15,6 +15,7 @@ import {
   submitting,
   clearFormErrors,
   showFieldError,
+  formActions,
 } from './forms.js';
 import { announce, confirmAction } from './feedback.js';
 
@@ -247,32 +248,7 @@ export function groupForm(group, { encoders, onSaved, onRemoved, onCancel }) {
     ),
   );
 
-  const save = h(
-    'button',
-    { type: 'submit', class: 'button button-primary', 'data-testid': `save-group-${key}` },
-    isNew ? 'Add group' : 'Save group',
-  );
-  const other = isNew
-    ? h(
-        'button',
-        {
-          type: 'button',
-          class: 'button',
-          'data-testid': 'cancel-group-new',
-          onclick: () => onCancel?.(),
-        },
-        'Cancel',
-      )
-    : h(
-        'button',
-        {
-          type: 'button',
-          class: 'button button-danger',
-          'data-testid': `delete-group-${key}`,
-          onclick: remove,
-        },
-        'Remove group',
-      );
+  const { save, actions } = formActions({ kind: 'group', key, isNew, onCancel, remove });
 
   const form = h(
     'form',
@@ -284,7 +260,7 @@ export function groupForm(group, { encoders, onSaved, onRemoved, onCancel }) {
     },
     h('div', { class: 'field-grid' }, id, name, mode),
     encoding,
-    h('div', { class: 'actions' }, save, other),
+    actions,
   );
 
   function showEncoding() {

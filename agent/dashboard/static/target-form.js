@@ -9,7 +9,14 @@
 
 import * as api from './api.js';
 import { h } from './dom.js';
-import { field, secretField, changes, submitting, clearFormErrors } from './forms.js';
+import {
+  field,
+  secretField,
+  changes,
+  submitting,
+  clearFormErrors,
+  formActions,
+} from './forms.js';
 import { announce, confirmAction, showError } from './feedback.js';
 
 /** Platform ids without their presets' addresses, when the agent cannot list them. */
@@ -98,32 +105,7 @@ export function targetForm(target, { groupId, platforms, onSaved, onRemoved, onC
     value: baseline.backup,
   });
 
-  const save = h(
-    'button',
-    { type: 'submit', class: 'button button-primary', 'data-testid': `save-target-${key}` },
-    isNew ? 'Add target' : 'Save target',
-  );
-  const other = isNew
-    ? h(
-        'button',
-        {
-          type: 'button',
-          class: 'button',
-          'data-testid': 'cancel-target-new',
-          onclick: () => onCancel?.(),
-        },
-        'Cancel',
-      )
-    : h(
-        'button',
-        {
-          type: 'button',
-          class: 'button button-danger',
-          'data-testid': `delete-target-${key}`,
-          onclick: remove,
-        },
-        'Remove target',
-      );
+  const { save, actions } = formActions({ kind: 'target', key, isNew, onCancel, remove });
 
   const form = h(
     'form',
@@ -134,7 +116,7 @@ export function targetForm(target, { groupId, platforms, onSaved, onRemoved, onC
       'aria-label': isNew ? `New target in group ${groupId}` : `Target ${target.id}`,
     },
     h('div', { class: 'field-grid' }, id, name, platform, url, secret, enabled, backup),
-    h('div', { class: 'actions' }, save, other),
+    actions,
   );
 
   let shownPlatform = baseline.platform;
