@@ -167,9 +167,10 @@ export class Store {
         this.emit({ kind: 'log', line: event });
         return;
       case 'error':
+        // One alert per source, its newest: a target retrying says the same thing each time.
         this.alerts = [
           { source: event.source, message: event.message, hint: event.hint, at: event.at },
-          ...this.alerts,
+          ...this.alerts.filter((a) => a.source !== event.source),
         ].slice(0, MAX_ALERTS);
         this.emit({ kind: 'alert', alert: this.alerts[0] });
         return;
